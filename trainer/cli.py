@@ -1,0 +1,50 @@
+"""The `image2circuit` command: one typer app; each module registers its own commands."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from generator.errors import UserError
+
+app = typer.Typer(
+    help="Recognise electronic components in photos and schematic symbols: "
+    "generate symbol datasets, import photos, train and evaluate a CNN, benchmark CPU vs GPU.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    """Import command modules lazily here so `--help` stays fast and each module owns its commands."""
+    from generator import cli as generator_cli
+
+    generator_cli.register(app)
+    for name in ("generator.photos", "generator.augment", "trainer.commands", "trainer.bench"):
+        try:
+            module = __import__(name, fromlist=["register"])
+        except ModuleNotFoundError as e:  # a module not written yet must not break the others
+            if e.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit 2, never a traceback."""
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
