@@ -23,8 +23,10 @@ def symbols() -> None:
     from .catalogue import CATALOGUE
 
     table = Table(title="symbol catalogue (generator/catalogue.py)")
-    for col in ("class", "recipe", "element", "arguments (tuples are sampled)", "weight"):
-        table.add_column(col)
+    for col in ("class", "recipe", "element"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("arguments (tuples are sampled)")
+    table.add_column("weight")
     for cls in CLASSES:
         for r in CATALOGUE[cls]:
             table.add_row(cls, r.name, r.element, ", ".join(f"{k}={v}" for k, v in r.args.items()), f"{r.weight:g}")

@@ -50,7 +50,7 @@ def make_image(cls: str, seed: int, index: int, size: int, mix: StyleMix | None 
 
 def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=3)
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import resvg_py
 import schemdraw
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from . import CLASSES
 from .catalogue import LABELS, choose_recipe
@@ -127,6 +127,15 @@ class RecordingFigure:
         pass
 
 
+@lru_cache(maxsize=4096)
+def _captured(recipe_name: str, cls: str, args: tuple, unit: float) -> tuple[RecordingFigure, dict[str, np.ndarray]]:
+    """Geometry of one (recipe, arguments, lead unit): schemdraw layout is the slow part, so reuse it."""
+    from .catalogue import recipes
+
+    recipe = next(r for r in recipes(cls) if r.name == recipe_name)
+    return capture(recipe.element_class()(**dict(args)), unit)
+
+
 def capture(element, unit: float = 3.0) -> tuple[RecordingFigure, dict[str, np.ndarray]]:
     """Lay out one element with schemdraw and record its geometry and terminal anchors."""
     d = schemdraw.Drawing(show=False, unit=unit)
@@ -147,10 +156,6 @@ INK_WEIGHTS = {"black": 8, "ballpoint_blue": 2, "blue": 1.5, "navy": 1, "red": 1
                "teal": 0.7, "pencil": 2, "grey": 1}
 FILLS = ("#f5e6a0", "#ffd8a8", "#cfe3ff", "#d9f2d0", "#e8e8e8")
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Oblique.ttf")
-FAMILIES = {"DejaVuSans.ttf": ("DejaVu Sans", "normal", "normal"), "DejaVuSans-Bold.ttf": ("DejaVu Sans", "bold", "normal"),
-            "DejaVuSerif.ttf": ("DejaVu Serif", "normal", "normal"), "DejaVuSansMono.ttf": ("DejaVu Sans Mono", "normal", "normal"),
-            "DejaVuSans-Oblique.ttf": ("DejaVu Sans", "normal", "oblique")}
-
 
 @dataclass
 class StyleMix:
@@ -170,6 +175,11 @@ def _font_dir() -> str:
     import matplotlib
 
     return os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+
+
+@lru_cache(maxsize=512)
+def _font(name: str, px: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(os.path.join(_font_dir(), name), px)
 
 
 def _rot(deg: float) -> np.ndarray:
@@ -237,8 +247,9 @@ class Rendered:
 def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: bool, target: float):
     """Build, rotate, stretch and fit one symbol into a size x size frame (pixel coordinates)."""
     recipe = choose_recipe(cls, rng)
-    element, args = recipe.build(rng)
-    fig, anchors = capture(element, unit=float(rng.uniform(1.0, 2.8)))
+    args = recipe.sample_args(rng)
+    unit = round(float(rng.uniform(1.0, 2.8)) * 5) / 5  # quantised so layouts can be reused
+    fig, anchors = _captured(recipe.name, cls, tuple(sorted(args.items())), unit)
     allpts = np.vstack([s.pts for s in fig.strokes])
     lo, hi = allpts.min(0), allpts.max(0)
     centre = (lo + hi) / 2
@@ -341,7 +352,7 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
 
     # text: the element's own (IC pin numbers) plus designator/value labels beside the symbol
     font = FONTS[int(rng.integers(len(FONTS)))]
-    family, weight, style = FAMILIES[font]
+    words: list[tuple[str, float, float, float, str]] = []  # drawn by PIL: resvg reloads fonts per call
     labels = []
     if rng.random() < mix.labels:
         prefixes, values = LABELS[cls]
@@ -361,13 +372,11 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
                 x, y, anchor = hi[0] + fs * 0.3, (lo[1] + hi[1]) / 2 + fs * (1.1 * i - 0.2), "start"
             else:
                 x, y, anchor = lo[0] - fs * 0.3, (lo[1] + hi[1]) / 2 + fs * (1.1 * i - 0.2), "end"
-            body.append(f'<text x="{x:.1f}" y="{y:.1f}" font-family="{family}" font-weight="{weight}" font-style="{style}" '
-                        f'font-size="{fs:.1f}" text-anchor="{anchor}" fill="{ink}">{_xml(s)}</text>')
+            words.append((s, x, y, fs, anchor))
         extras["labels"] = labels
     for t in texts:
         fs = max(4.0, t.size * scale / 72 * 0.5 * 2)  # schemdraw fontsize is in points at 72 pt/inch, 2 units/inch
-        body.append(f'<text x="{t.xy[0]:.1f}" y="{t.xy[1] + fs * 0.35:.1f}" font-family="{family}" font-size="{fs:.1f}" '
-                    f'text-anchor="middle" fill="{ink}">{_xml(t.s)}</text>')
+        words.append((t.s, t.xy[0], t.xy[1] + fs * 0.35, fs, "middle"))
 
     # a fragment of a neighbouring symbol cut by the image edge
     if rng.random() < mix.neighbour:
@@ -383,8 +392,15 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
 
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas}" height="{canvas}" '
            f'viewBox="0 0 {canvas} {canvas}">{"".join(body)}</svg>')
-    png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True, font_dirs=[_font_dir()])
-    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True)
+    canvas_img = Image.open(io.BytesIO(png)).convert("RGBA")
+    if words:
+        draw = ImageDraw.Draw(canvas_img)
+        colour = tuple(int(ink[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
+        for text, x, y, fs, anchor in words:
+            draw.text((x, y), text, font=_font(font, max(4, int(round(fs)))), fill=colour,
+                      anchor={"middle": "ms", "start": "ls", "end": "rs"}[anchor])
+    rgba = np.asarray(canvas_img)
     if canvas != size:
         rgba = np.asarray(Image.fromarray(rgba).resize((size, size), Image.BILINEAR))
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
@@ -392,10 +408,6 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     params.update({"style": "hand" if hand else "cad", "ink": ink_name, "lw_px": round(lw_px, 2),
                    "canvas": canvas, "fill": target, "font": font, **extras})
     return Rendered(rgb.round().astype(np.uint8), alpha[..., 0], params)
-
-
-def _xml(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_sample(cls: str, seed: int, size: int = 128, mix: StyleMix | None = None) -> np.ndarray:
