@@ -64,7 +64,7 @@ SKIP_REASONS = (
 _IGNORED_DIRS = {"__macosx", "$recycle.bin", "system volume information"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCES = REPO_ROOT / "datasets" / "photo_sources.json"
-DEFAULT_FETCH_OUT = Path("datasets/photos")
+DEFAULT_FETCH_OUT = Path("datasets/default")  # the dataset `make dataset` builds
 SOURCES_VERSION = 1
 # A zip whose members would expand past this is refused (a zip bomb, or the wrong archive).
 MAX_ARCHIVE_BYTES = 16 * 2**30
@@ -229,7 +229,8 @@ class Skip(Exception):
     """An input image that cannot be used; args[0] is one of SKIP_REASONS."""
 
 
-def _open_checked(data: bytes, min_side: int, max_side: int, max_pixels: int | None) -> tuple[Image.Image, tuple[int, int]]:
+def _open_checked(data: bytes, min_side: int, max_side: int,
+                  max_pixels: int | None) -> tuple[Image.Image, tuple[int, int]]:
     """Open and fully decode, turning every failure into a counted Skip reason."""
     if not data:
         raise Skip("empty")
@@ -371,7 +372,7 @@ def near_duplicate_groups(hashes: Sequence[int], thumbs: np.ndarray | None = Non
         return i
 
     h = np.array(hashes, dtype=np.uint64)
-    chunk = 512
+    chunk = max(1, min(512, 2**22 // max(n, 1)))  # keeps each n x chunk block near 32 MB
     for start in range(0, n, chunk):
         block = h[start:start + chunk, None] ^ h[None, :]
         ii, jj = np.nonzero(np.bitwise_count(block) <= max_distance)
@@ -425,9 +426,11 @@ def _progress():
 def _check_fractions(val: float, test: float, min_side: int, max_side: int, dup_distance: int,
                      dup_min_corr: float) -> None:
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise UserError(f"--val {val} and --test {test} must be fractions in [0, 1) that sum below 1 (e.g. --val 0.1 --test 0.2)")
+        raise UserError(f"--val {val} and --test {test} must be fractions in [0, 1) that sum below 1 "
+                        "(e.g. --val 0.1 --test 0.2)")
     if min_side < 1 or max_side < 8 or max_side < min_side:
-        raise UserError(f"--min-side {min_side} / --max-side {max_side}: need 1 <= min-side <= max-side and max-side >= 8")
+        raise UserError(f"--min-side {min_side} / --max-side {max_side}: need 1 <= min-side <= max-side "
+                        "and max-side >= 8")
     if not 0 <= dup_distance <= 32:
         raise UserError(f"--dup-distance {dup_distance}: choose 0..32 bits (default {DUP_DISTANCE})")
     if not -1.0 <= dup_min_corr <= 1.0:
@@ -449,7 +452,8 @@ def _prepare_out(out: Path) -> Path:
 
 def import_scan(scan: Scan, out: Path, *, seed: int = 0, min_side: int = 32, max_side: int = 256,
                 val: float = 0.1, test: float = 0.2, dup_distance: int = DUP_DISTANCE,
-                dup_min_corr: float = DUP_MIN_CORR, max_pixels: int | None = None, extra_report: dict | None = None, progress: bool = True) -> dict:
+                dup_min_corr: float = DUP_MIN_CORR, max_pixels: int | None = None,
+                extra_report: dict | None = None, progress: bool = True) -> dict:
     """Normalise, deduplicate and split the scanned images, write them under out/photo, replace the
     photo rows of out/manifest.csv and write out/photo_import.json. Returns the report."""
     _check_fractions(val, test, min_side, max_side, dup_distance, dup_min_corr)
@@ -468,7 +472,6 @@ def import_scan(scan: Scan, out: Path, *, seed: int = 0, min_side: int = 32, max
     try:
         # 1. exact duplicates by the bytes' sha256 (cheap; same bytes in two classes = ambiguous label)
         digests: dict[str, list[Candidate]] = defaultdict(list)
-        data_of: dict[int, bytes] = {}
         task = ctx.add_task("reading", total=len(cands)) if ctx else None
         for c in cands:
             try:
@@ -538,7 +541,8 @@ def import_scan(scan: Scan, out: Path, *, seed: int = 0, min_side: int = 32, max
         for i in idxs:
             group_key_of[i] = key
         if len(idxs) > 1:
-            dup_groups.append({"files": files, "labels": sorted(counts), "sources": sorted(kept[i]["source"] for i in idxs)})
+            dup_groups.append({"files": files, "labels": sorted(counts),
+                               "sources": sorted(kept[i]["source"] for i in idxs)})
             for i in idxs:
                 if kept[i]["file"] != key:
                     kept[i]["note"] = f"dup-of:{key}"
@@ -547,6 +551,7 @@ def import_scan(scan: Scan, out: Path, *, seed: int = 0, min_side: int = 32, max
         row["split"] = split_of[group_key_of[i]]
 
     # 4. replace the photo domain: manifest rows, then files no longer referenced
+    skipped.sort(key=lambda r: r["source"])
     merge_domain(out, DOMAIN, kept + skipped)
     wanted = {r["file"] for r in kept}
     for path in sorted((out / DOMAIN).rglob("*")):
@@ -563,12 +568,13 @@ def import_scan(scan: Scan, out: Path, *, seed: int = 0, min_side: int = 32, max
         "version": 1,
         "seed": seed,
         "params": {"min_side": min_side, "max_side": max_side, "val": val, "test": test,
-                   "dup_distance": dup_distance, "dup_min_corr": dup_min_corr, "hash": "phash64-dct", "jpeg_quality": JPEG_QUALITY},
+                   "dup_distance": dup_distance, "dup_min_corr": dup_min_corr, "hash": "phash64-dct",
+                   "jpeg_quality": JPEG_QUALITY},
         "images_seen": len(cands),
         "imported": dict(sorted(Counter(r["label"] for r in kept).items())),
         "imported_total": len(kept),
         "skipped": {k: skip_counts[k] for k in SKIP_REASONS if skip_counts[k]},
-        "skipped_files": sorted(({"source": r["source"], "reason": r["note"]} for r in skipped), key=lambda d: d["source"]),
+        "skipped_files": [{"source": r["source"], "reason": r["note"]} for r in skipped],
         "splits": splits,
         "split_totals": {s: sum(v.values()) for s, v in splits.items()},
         "duplicate_groups": {
@@ -636,7 +642,8 @@ def print_summary(report: dict, wall_s: float | None = None) -> None:
         console.print(f"[yellow]not imported: {len(report['loose_files'])} file(s) outside class folders, e.g. "
                       f"{report['loose_files'][0]}[/yellow]")
     if report["other_files"]:
-        console.print(f"ignored {len(report['other_files'])} non-image file(s) in class folders, e.g. {report['other_files'][0]}")
+        console.print(f"ignored {len(report['other_files'])} non-image file(s) in class folders, "
+                      f"e.g. {report['other_files'][0]}")
     if wall_s is not None:
         console.print(f"done in {wall_s:.1f} s")
 
@@ -687,7 +694,11 @@ def load_sources(path: Path) -> list[PhotoSource]:
         names.add(s["name"])
         bad = {k: v for k, v in s["class_map"].items() if v not in CLASSES}
         if bad:
-            raise UserError(f"{where} ({s['name']}): class_map maps to unknown class(es) {bad}; use {', '.join(CLASSES)}")
+            raise UserError(f"{where} ({s['name']}): class_map maps to unknown class(es) {bad}; "
+                            f"use {', '.join(CLASSES)}")
+        sub = PurePosixPath(str(s["subdir"]))
+        if sub.is_absolute() or ".." in sub.parts:
+            raise UserError(f"{where} ({s['name']}): subdir {s['subdir']!r} must be a relative path inside the archive")
         sha = s.get("sha256") or None
         if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
             raise UserError(f"{where} ({s['name']}): sha256 must be 64 hex digits or absent")
@@ -697,7 +708,8 @@ def load_sources(path: Path) -> list[PhotoSource]:
         try:
             src.archive_url
         except (KeyError, IndexError, ValueError) as e:
-            raise UserError(f"{where} ({s['name']}): url template has an unknown field {e}; use {{repo}}, {{commit}}, {{name}}") from None
+            raise UserError(f"{where} ({s['name']}): url template has an unknown field {e}; "
+                            "use {repo}, {commit}, {name}") from None
         out.append(src)
     if not out:
         raise UserError(f"{path}: lists no sources")
@@ -768,7 +780,8 @@ def extract_zip(archive: Path, dest: Path) -> Path:
                 raise UserError(f"{archive}: refusing unsafe member {info.filename!r} (absolute path, '..' or link)")
         total = sum(i.file_size for i in infos)
         if total > MAX_ARCHIVE_BYTES:
-            raise UserError(f"{archive}: would expand to {total / 2**30:.1f} GiB (limit {MAX_ARCHIVE_BYTES / 2**30:.0f}); refusing")
+            raise UserError(f"{archive}: would expand to {total / 2**30:.1f} GiB "
+                            f"(limit {MAX_ARCHIVE_BYTES / 2**30:.0f} GiB); refusing")
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.extract")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -841,7 +854,8 @@ def fetch_photos(out: Path, sources_file: Path = DEFAULT_SOURCES, cache: Path | 
         if confirm is None and sys.stdin.isatty():
             confirm = lambda q: typer.confirm(q, default=False)  # noqa: E731
         if confirm is None or not confirm(question):
-            raise UserError("sources without a licence need consent: rerun with --yes after reading the licence notes above")
+            raise UserError("sources without a licence need consent: rerun with --yes after reading "
+                            "the licence notes above")
     _prepare_out(out)
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -855,7 +869,8 @@ def fetch_photos(out: Path, sources_file: Path = DEFAULT_SOURCES, cache: Path | 
         fetched.append({"name": s.name, "repo": s.repo, "commit": s.commit, "url": s.archive_url, "sha256": sha,
                         "licence": s.licence})
     if not scan.folders:
-        raise UserError(f"no class folders recognised in the fetched sources; check subdir and class_map in {sources_file}")
+        raise UserError(f"no class folders recognised in the fetched sources; "
+                        f"check subdir and class_map in {sources_file}")
     return import_scan(scan, out, extra_report={"sources": fetched}, **kw)
 
 
@@ -874,8 +889,10 @@ def import_cmd(
     max_side: int = typer.Option(256, help="Shrink so the longer side is at most this many pixels."),
     val: float = typer.Option(0.1, help="Fraction of each class for validation."),
     test: float = typer.Option(0.2, help="Fraction of each class for test."),
-    dup_distance: int = typer.Option(DUP_DISTANCE, help="Near-duplicates: max pHash bit distance..."),
-    dup_min_corr: float = typer.Option(DUP_MIN_CORR, help="...and min 16x16 thumbnail correlation."),
+    dup_distance: int = typer.Option(DUP_DISTANCE,
+                                     help="Near-duplicates: pHashes differ in at most this many of 64 bits..."),
+    dup_min_corr: float = typer.Option(DUP_MIN_CORR,
+                                       help="...and their 16x16 thumbnails correlate at least this much."),
 ) -> None:
     """Validate, normalise, deduplicate and split a folder of labelled photos into DATASET/photo."""
     t0 = time.perf_counter()
@@ -888,8 +905,10 @@ def import_cmd(
 @photos_app.command("fetch")
 def fetch_cmd(
     out: Path = typer.Option(DEFAULT_FETCH_OUT, "--out", help="Dataset folder to import into."),
-    sources: Path = typer.Option(DEFAULT_SOURCES, "--sources", help="Versioned JSON list of photo sources."),
-    cache: Path = typer.Option(None, "--cache", help="Where archives are kept (default ~/.cache/image2circuit)."),
+    sources: Path = typer.Option(DEFAULT_SOURCES, "--sources", help="Versioned JSON list of photo sources.",
+                                 show_default="datasets/photo_sources.json in the checkout"),
+    cache: Path = typer.Option(None, "--cache",
+                               help="Where archives are kept (default ~/.cache/image2circuit/photo_sources)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept sources that state no licence without asking."),
     seed: int = typer.Option(0, help="Seed of the deterministic split."),
     min_side: int = typer.Option(32, help="Skip images whose shorter side is below this many pixels."),
