@@ -78,7 +78,7 @@ def _paper_colour(rng: np.random.Generator, lo: float = 228, hi: float = 252) ->
 def _lines(coord: np.ndarray, pitch: float, phase: float, half_width: float) -> np.ndarray:
     """Anti-aliased coverage (0..1) of thin lines every `pitch` px along one axis."""
     d = np.abs(((coord - phase + pitch / 2) % pitch) - pitch / 2)
-    return np.clip(1.0 - d / half_width, 0.0, 1.0).astype(np.float32) if half_width > 0 else (d < 0.5).astype(np.float32)
+    return np.clip(1.0 - d / max(half_width, 1e-3), 0.0, 1.0).astype(np.float32)
 
 
 def _blend(img: np.ndarray, alpha: np.ndarray, colour) -> np.ndarray:
