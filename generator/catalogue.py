@@ -153,10 +153,43 @@ class FilledDiode(Element2Term):
             self.segments.append(Segment([(s + d, s / 2 - d), (s + d, s / 2), (s, s / 2), (s, -s / 2), (s - d, -s / 2), (s - d, -s / 2 + d)]))
 
 
+class LabelledOpamp(elm.Opamp):
+    """Op-amp as datasheets and simulators draw it: pin numbers, supply pins, a part name inside."""
+
+    def __init__(self, *, pins: bool = True, supplies: bool = False, name: str = "", **kwargs):
+        super().__init__(**kwargs)
+        x = oa_lead = 0.625 if self.params["leads"] else 0
+        if pins:
+            for (px, py), num in (((x - 0.05, 0.75), "2"), ((x - 0.05, -0.5), "3"), ((x + 2.45, 0.12), "1")):
+                self.segments.append(SegmentText((px, py), num, fontsize=8))
+        if supplies:
+            self.segments.append(Segment([(x + 0.8, 0.84), (x + 0.8, 1.3)]))
+            self.segments.append(Segment([(x + 0.8, -0.84), (x + 0.8, -1.3)]))
+        if name:
+            self.segments.append(SegmentText((x + 0.95, 0.0), name, fontsize=9))
+        del oa_lead
+
+
+class Trapezoid(Element):
+    """Amplifier block drawn as a trapezoid (OTA, transconductor), with +/- inputs and an output."""
+
+    def __init__(self, *, sign: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.segments.append(Segment([(0, 1.0), (1.4, 0.45), (1.4, -0.45), (0, -1.0), (0, 1.0)]))
+        self.segments.append(Segment([(-0.4, 0.5), (0, 0.5)]))
+        self.segments.append(Segment([(-0.4, -0.5), (0, -0.5)]))
+        self.segments.append(Segment([(1.4, 0), (1.8, 0)]))
+        if sign:
+            self.segments.append(Segment([(0.15, 0.5), (0.4, 0.5)]))
+            self.segments.append(Segment([(0.15, -0.5), (0.4, -0.5)]))
+            self.segments.append(Segment([(0.275, -0.625), (0.275, -0.375)]))
+
+
 # --- the catalogue ------------------------------------------------------------------------------
 CUSTOM: dict[str, type[Element]] = {
     cls.__name__: cls
-    for cls in (ZigZagResistor, CurvedCapacitor, CircleSource, CoreInductor, TwoCoilTransformer, BoxIC, FilledDiode)
+    for cls in (ZigZagResistor, CurvedCapacitor, CircleSource, CoreInductor, TwoCoilTransformer, BoxIC, FilledDiode,
+                LabelledOpamp, Trapezoid)
 }
 
 
@@ -246,7 +279,10 @@ CATALOGUE: dict[str, list[Recipe]] = {
         R("jfet_p", "JFetP", {"circle": (True, False)}, weight=0.5),
     ],
     "integrated_circuit": [
-        R("opamp", "Opamp", {"sign": (True, True, False), "leads": (True, False)}, weight=3),
+        R("opamp", "Opamp", {"sign": (True, True, False), "leads": (True, False)}, weight=2),
+        R("opamp_labelled", "LabelledOpamp", {"leads": (True, False), "pins": (True, False), "supplies": (True, False),
+                                              "name": ("", "U1A", "IC1", "LM324", "A1", "U2")}, weight=2),
+        R("ota", "Trapezoid", {"sign": (True, False)}, weight=0.7),
         R("ic_box", "BoxIC", {"pins_lr": (2, 3, 4, 5, 6), "pins_tb": (0, 0, 1, 2), "numbers": (True, False)}, weight=2),
         R("ic_dip", "IcDIP", {"pins": (8, 14, 16)}, weight=1),
         R("ic_555", "Ic555", weight=0.5),

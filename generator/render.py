@@ -283,14 +283,15 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     hand = bool(rng.random() < mix.hand)
     lowres = bool(rng.random() < mix.lowres)
     canvas = int(rng.integers(24, 64)) if lowres else size
-    target = float(rng.uniform(0.45, 0.88))
+    target = float(rng.uniform(0.45, 1.02))  # up to tight crops whose frame cuts the leads
     strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, hand, target)
 
     ink_name = list(INKS)[int(rng.choice(len(INKS), p=np.array(list(INK_WEIGHTS.values())) / sum(INK_WEIGHTS.values())))]
     if hand and rng.random() < 0.5:
         ink_name = ("pencil", "ballpoint_blue", "black", "grey")[int(rng.integers(4))]
     ink = INKS[ink_name]
-    lw_px = canvas * float(rng.uniform(0.007, 0.028) if not hand else rng.uniform(0.008, 0.025))
+    # CAD line weights run from hairline to bold (log-uniform); pens are in between
+    lw_px = canvas * float(np.exp(rng.uniform(np.log(0.007), np.log(0.055))) if not hand else rng.uniform(0.008, 0.025))
     lw_px = max(lw_px, 0.6)
     fill_colour = FILLS[int(rng.integers(len(FILLS)))] if (rng.random() < mix.fill_colour and cls == "integrated_circuit") else None
     amp = scale * float(rng.uniform(0.006, 0.022)) if hand else 0.0  # relative to the symbol, not the frame
