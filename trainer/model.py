@@ -1,0 +1,135 @@
+"""Models: a small CNN from scratch, or EfficientNet-Lite0 (ImageNet) with a new classifier.
+
+Only keras.layers / keras.ops are used, so the models build and run under the TensorFlow, JAX and
+torch backends alike. Every model takes square RGB images with values in [0, 255] (see
+data.Preprocess) and normalises inside, so a saved model.keras is self-contained.
+
+The pretrained path is split in two so training is cheap on a CPU: a frozen part (normalisation +
+backbone up to some block) whose outputs are computed once and cached, and a trainable part (the
+remaining top blocks, if any, + dropout + dense) that trains on those cached tensors. `assemble`
+joins them back into one model taking raw images; the layers are shared, not copied, so the
+assembled model carries exactly the trained weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from generator.errors import UserError
+
+BACKBONES = ("scratch", "efficientnet_lite0")
+SCRATCH_SIZE = 96
+
+
+def default_size(backbone: str) -> int:
+    """Input size when none is given: the backbone's pretraining size, or a CPU-friendly 96 px."""
+    if backbone == "efficientnet_lite0":
+        from . import backbone as bb
+
+        return bb.DEFAULT_SIZE
+    return SCRATCH_SIZE
+
+
+def _check(backbone: str, num_classes: int, size: int, dropout: float) -> None:
+    if backbone not in BACKBONES:
+        raise UserError(f"unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}")
+    if num_classes < 2:
+        raise UserError(f"the training split has {num_classes} class(es); a classifier needs at least 2")
+    if size < 16:
+        raise UserError(f"--size {size} is too small; use at least 16 pixels")
+    if not 0 <= dropout < 1:
+        raise UserError(f"--dropout {dropout} must be in [0, 1)")
+
+
+def scratch_cnn(num_classes: int, size: int = SCRATCH_SIZE, width: int = 32, depth: int = 4,
+                dropout: float = 0.3, name: str = "scratch_cnn") -> keras.Model:
+    """depth blocks of [conv3x3-BN-ReLU] x 2 + max-pool (filters width, 2*width, ... capped at 512),
+    global average pooling, dropout, softmax. Global pooling keeps the parameter count independent of
+    the input size; batch norm lets a small net train fast at a high learning rate."""
+    _check("scratch", num_classes, size, dropout)
+    if width < 1 or depth < 1:
+        raise UserError(f"--width {width} and --depth {depth} must be at least 1")
+    if size // 2 ** depth < 1:
+        raise UserError(f"--depth {depth} halves a {size} px image to nothing; use a larger --size or smaller --depth")
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for b in range(depth):
+        filters = min(512, width * 2 ** b)
+        for c in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn{c}")(x)
+            x = layers.ReLU(name=f"block{b}_relu{c}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass
+class Pretrained:
+    """The pieces of a pretrained model: `frozen` (raw image -> cached tensor), `head` (cached tensor
+    -> probabilities, the only part that trains) and `full` (raw image -> probabilities) sharing layers."""
+
+    frozen: keras.Model
+    head: keras.Model
+    full: keras.Model
+    cut: int  # last frozen block index; BLOCK_COUNT - 1 when only the classifier trains
+
+
+def pretrained(num_classes: int, size: int | None = None, dropout: float = 0.3, trainable_blocks: int = 0,
+               weights: str | None = "imagenet", backbone: str = "efficientnet_lite0") -> Pretrained:
+    """EfficientNet-Lite0 with its top `trainable_blocks` MBConv blocks (and 1x1 head conv) trainable.
+
+    trainable_blocks=0: frozen = whole backbone with average pooling (1280 features per image);
+    head = dropout + dense. k > 0: frozen = backbone up to block 15-k (a feature map); head = blocks
+    16-k..15, head conv, pooling, dropout, dense. Batch-norm layers stay frozen in the trainable
+    blocks too (inference mode, ImageNet statistics): small, class-weighted batches would otherwise
+    wreck their running statistics."""
+    from . import backbone as bb
+
+    size = size or bb.DEFAULT_SIZE
+    _check(backbone, num_classes, size, dropout)
+    if not 0 <= trainable_blocks < bb.BLOCK_COUNT:
+        raise UserError(f"--trainable-blocks {trainable_blocks} must be in 0..{bb.BLOCK_COUNT - 1}")
+    net = bb.efficientnet_lite0((size, size, 3), include_top=False, weights=weights, pooling="avg")
+    normalise = bb.preprocessing_layer()
+    dropout_layer = layers.Dropout(dropout, name="dropout")
+    classifier = layers.Dense(num_classes, activation="softmax", name="classifier")
+
+    image = keras.Input((size, size, 3), name="image")
+    full = keras.Model(image, classifier(dropout_layer(net(normalise(image)))), name=f"{backbone}_classifier")
+
+    if trainable_blocks == 0:
+        cut = bb.BLOCK_COUNT - 1
+        net.trainable = False
+        frozen = keras.Model(image, net(normalise(image)), name="frozen")
+        feats = keras.Input(tuple(net.output.shape[1:]), name="features")
+        head = keras.Model(feats, classifier(dropout_layer(feats)), name="head")
+    else:
+        cut = bb.BLOCK_COUNT - 1 - trainable_blocks
+        bb.set_trainable_from(net, cut + 1)
+        for layer in net.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
+        lower = bb.feature_model(net, cut)
+        upper = bb.top_model(net, cut)
+        frozen = keras.Model(image, lower(normalise(image)), name="frozen")
+        frozen.trainable = False
+        feats = keras.Input(tuple(lower.output.shape[1:]), name="features")
+        head = keras.Model(feats, classifier(dropout_layer(upper(feats))), name="head")
+    return Pretrained(frozen, head, full, cut)
+
+
+def build_model(backbone: str = "scratch", num_classes: int = 8, size: int | None = None, width: int = 32,
+                depth: int = 4, dropout: float = 0.3, trainable_blocks: int = 0,
+                weights: str | None = "imagenet") -> keras.Model:
+    """One model taking [0, 255] images of size x size: the scratch CNN, or the pretrained classifier.
+
+    width/depth apply to "scratch"; trainable_blocks/weights to the pretrained backbone."""
+    if backbone == "scratch":
+        return scratch_cnn(num_classes, size or SCRATCH_SIZE, width, depth, dropout)
+    _check(backbone, num_classes, size or 224, dropout)
+    return pretrained(num_classes, size, dropout, trainable_blocks, weights, backbone).full
