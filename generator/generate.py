@@ -24,7 +24,7 @@ from .errors import UserError
 from .manifest import CARD, atomic_write_bytes, merge_domain, split_for, write_card
 from .render import StyleMix, render
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DOMAIN = "schematic"
 JOURNAL = ".schematic-journal.jsonl"
 

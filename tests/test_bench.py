@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def quick(tmp_path_factory):
     return result, folder, json.loads((folder / "bench.json").read_text())
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_documented_report(quick):
     result, folder, report = quick
     assert folder.name.startswith("bench-") and len(folder.name) == len("bench-YYYYMMDD-HHMM")
@@ -44,8 +46,6 @@ def test_quick_bench_writes_documented_report(quick):
     for s in settings:
         assert s["train_img_s"] > 0 and s["infer_img_s"] > 0 and s["epoch_s"] > 0 and s["peak_rss_mb"] > 0, s
     threads = {s["threads"] for s in settings}
-    import os
-
     assert {1, os.cpu_count()} == threads  # each thread setting ran in its own worker process
 
     p = report["pipeline"]
@@ -64,6 +64,7 @@ def test_quick_bench_writes_documented_report(quick):
     assert "Model-only settings" in result.stdout  # the rich tables are printed too
 
 
+@pytest.mark.slow
 def test_no_gpu_is_said_clearly(quick):
     if B.nvidia_gpus():
         pytest.skip("this machine has a GPU: the CPU-only message does not apply")
@@ -112,6 +113,7 @@ def test_sweep_fit_recovers_the_size_exponent():
     assert rows[2]["epoch_s"] == pytest.approx(8.0)  # 2000 images x 4 ms
 
 
+@pytest.mark.slow
 def test_jax_backend_runs_the_same_model_without_tensorflow(tmp_path):
     if not importlib.util.find_spec("jax"):
         pytest.skip("jax is not installed (pip install jax, or the project's jax extra) - the JAX backend is optional")

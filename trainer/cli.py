@@ -21,7 +21,7 @@ def _register() -> None:
     from generator import cli as generator_cli
 
     generator_cli.register(app)
-    for name in ("generator.photos", "generator.augment", "trainer.commands", "trainer.bench"):
+    for name in ("generator.photos", "generator.augment", "trainer.commands", "trainer.bench", "trainer.ablation"):
         try:
             module = __import__(name, fromlist=["register"])
         except ModuleNotFoundError as e:  # a module not written yet must not break the others

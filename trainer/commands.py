@@ -57,6 +57,7 @@ def train(
     feature_passes: Annotated[int, typer.Option("--feature-passes", help="Pretrained: passes over the training images whose backbone outputs are cached (1 clean + augmented ones).")] = 2,
     runs_dir: RunsDir = Path("runs"),
     overwrite: Annotated[bool, typer.Option(help="Retrain a finished run from scratch.")] = False,
+    eval_folder: Annotated[Optional[List[Path]], typer.Option("--eval", help="Evaluation-only folder of <class>/<image> (never trained on), reported as a domain named after the folder; repeatable.")] = None,
 ) -> None:
     """Train a classifier; rerun the same command after an interruption to resume."""
     quiet_tensorflow()
@@ -69,7 +70,11 @@ def train(
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
         learning_rate=learning_rate, patience=patience, augment=augment, balance=balance, feature_passes=feature_passes,
     )
-    run_training(cfg, overwrite=overwrite)
+    folders = [(Path(f), Path(f).resolve().name) for f in eval_folder or []]
+    for f, _ in folders:
+        if not f.is_dir():
+            raise UserError(f"--eval {f}: no such folder; give a folder of <class>/<image> files")
+    run_training(cfg, overwrite=overwrite, eval_folders=folders)
 
 
 def evaluate(

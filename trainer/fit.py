@@ -319,7 +319,7 @@ def _cached_features(run_dir: Path, key: str, name: str, make) -> np.ndarray:
 
 
 def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = (), console=None,
-          evaluate: bool = True) -> dict:
+          evaluate: bool = True, eval_folders: Sequence[tuple[Path, str]] = ()) -> dict:
     """Train (or resume) the run `cfg.name`; save model.keras; evaluate on the test splits.
 
     Returns {"run_dir", "epochs_run", "device", "seconds", "metrics"} (metrics None if evaluate=False).
@@ -423,7 +423,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
         from .evaluate import evaluate_run
         from .report import summary_table
 
-        metrics = evaluate_run(run_dir, data)
-        console.print(summary_table(metrics, title=f"run {cfg.name}: test split"))
+        metrics = evaluate_run(run_dir, data, list(eval_folders), console=console)
+        console.print(summary_table(metrics, title=f"run {cfg.name}: test splits and evaluation-only folders"))
         console.print(f"report: {run_dir / 'report.md'}")
     return {"run_dir": str(run_dir), "epochs_run": history_len, "device": device, "seconds": seconds, "metrics": metrics}
