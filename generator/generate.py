@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import asdict
 from multiprocessing import get_context
@@ -164,7 +165,9 @@ def _run(tasks: list, workers: int):
         for t in tasks:
             yield _work(t)
         return
-    with get_context("spawn").Pool(workers) as pool:  # spawn: safe even if the parent loaded TensorFlow
+    # fork starts workers in milliseconds; spawn (slow start) only once TensorFlow's threads exist.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    with get_context(method).Pool(workers) as pool:
         yield from pool.imap_unordered(_work, tasks, chunksize=8)
 
 
