@@ -14,7 +14,7 @@ RUN    ?= default
 export NO_ALBUMENTATIONS_UPDATE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: dataset train bench bench-generator test clean venv
+.PHONY: dataset train bench bench-realism test clean venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ train: $(DATA)/manifest.csv
 
 bench: $(VENV)/.installed
 	$(PY) -m trainer.cli bench
+
+# What each realism feature of the generator buys on real drawings (about 15 min on 2 cores).
+bench-realism: $(VENV)/.installed
+	$(PY) -m trainer.cli bench-realism
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
