@@ -37,7 +37,7 @@ dataset: $(VENV)/.installed
 	fi
 
 train: $(DATA)/manifest.csv
-	$(PY) -m trainer.cli train --data $(DATA) --name $(RUN) $(foreach d,$(EVAL),--eval $(d))
+	$(PY) -m trainer.cli train --data $(DATA) --name $(RUN) --overwrite $(foreach d,$(EVAL),--eval $(d))
 
 bench: $(VENV)/.installed
 	$(PY) -m trainer.cli bench

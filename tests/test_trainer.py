@@ -23,7 +23,7 @@ from trainer.fit import TrainConfig, train
 
 CLASSES4 = ["capacitor", "diode", "inductor", "resistor"]
 SIZE = 32
-TINY = dict(epochs=2, batch_size=16, size=SIZE, width=8, depth=2, patience=5)
+TINY = dict(backbone="scratch", epochs=2, batch_size=16, size=SIZE, width=8, depth=2, patience=5)
 
 
 def _draw(cls: str, w: int, h: int, rng, background) -> Image.Image:

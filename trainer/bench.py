@@ -97,7 +97,7 @@ def make_plan(quick: bool, backbones: tuple[str, ...] | None = None, budget: flo
                     2, 32, 16, 1, 8, 32, budget or 300.0)
     # Full mode is sized for `make bench` <= 10 min on 2 shared CPU cores (measured: ~5-7 min).
     return Plan(False, backbones or known_backbones(), None, None, 32, 4, 2, 4, (32, 256), 20,
-                (32, 64, 96, 128), (16, 32), 3, 16, 128, 256, 2, 160, 128, budget or 480.0)
+                (32, 64, 96, 128), (16, 32), 3, 16, 128, 256, 2, 480, 128, budget or 480.0)
 
 
 # =========================================================================== worker (subprocess)

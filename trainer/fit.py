@@ -48,15 +48,15 @@ class TrainConfig:
     data: str
     name: str
     runs_dir: str = "runs"
-    epochs: int = 30
-    batch_size: int = 32
+    epochs: int = 6
+    batch_size: int = 64
     seed: int = 0
     size: int | None = None  # None: the backbone's default (model.default_size)
-    backbone: str = "scratch"
+    backbone: str = "efficientnet_lite0"
     width: int = 32
     depth: int = 4
     dropout: float = 0.3
-    trainable_blocks: int = 0
+    trainable_blocks: int = 2
     weights: str | None = "imagenet"
     domains: list[str] | None = None
     learning_rate: float | None = None  # None: 1e-3, or 3e-4 when backbone blocks train
