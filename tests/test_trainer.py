@@ -249,13 +249,17 @@ def test_resume_continues_from_the_interrupted_epoch(dataset, runs):
     with pytest.raises(UserError, match="other settings.*seed"):
         train(TrainConfig(**{**cfg.__dict__, "seed": 5}), evaluate=False)
 
-    summary = train(cfg, callbacks=[Record()], evaluate=False)
+    # `make train` passes --overwrite: an interrupted run with the same settings still resumes.
+    summary = train(cfg, overwrite=True, callbacks=[Record()], evaluate=False)
     assert Record.epochs == [1, 2] and summary["epochs_run"] == 2
     with open(run_dir / "history.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
     assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
     with pytest.raises(UserError, match="already finished"):
         train(cfg, evaluate=False)
+    Record.epochs = []
+    train(cfg, overwrite=True, callbacks=[Record()], evaluate=False)  # a finished run is retrained
+    assert Record.epochs == [0, 1, 2]
 
 
 def test_pretrained_backbone_trains_on_cached_features(dataset, runs):

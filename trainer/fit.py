@@ -113,16 +113,22 @@ def _write_json(path: Path, obj) -> None:
 def _prepare_run_dir(run_dir: Path, config: dict, overwrite: bool) -> int:
     """Create or reopen the run folder; returns the epoch to resume from (0 for a fresh run)."""
     backup_meta = run_dir / BACKUP / "training_metadata.json"
+
+    def changed() -> list[str]:
+        old = json.loads((run_dir / CONFIG).read_text())
+        return [k for k in config if k not in RESUMABLE and old.get(k) != config[k]]
+
     if run_dir.exists() and overwrite:
         if not (run_dir / CONFIG).is_file() and any(run_dir.iterdir()):
             raise UserError(f"{run_dir} is not a run folder (no {CONFIG}); refusing to overwrite it")
-        shutil.rmtree(run_dir)
+        # --overwrite retrains a finished run; an interrupted one with the same settings still resumes.
+        if not (backup_meta.is_file() and (run_dir / CONFIG).is_file() and not changed()):
+            shutil.rmtree(run_dir)
     if (run_dir / MODEL).is_file() and not backup_meta.is_file():
         raise UserError(f"run {run_dir} already finished; choose another --name or pass --overwrite to retrain it")
     run_dir.mkdir(parents=True, exist_ok=True)
     if backup_meta.is_file() and (run_dir / CONFIG).is_file():
-        old = json.loads((run_dir / CONFIG).read_text())
-        diff = [k for k in config if k not in RESUMABLE and old.get(k) != config[k]]
+        diff = changed()
         if diff:
             raise UserError(
                 f"run {run_dir} was started with other settings ({', '.join(diff)} differ); "
