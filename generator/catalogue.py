@@ -185,11 +185,54 @@ class Trapezoid(Element):
             self.segments.append(Segment([(0.275, -0.625), (0.275, -0.375)]))
 
 
+class SimpleMosfet(Element):
+    """Textbook/blackboard MOSFET: gate plate, channel, drain and source legs; bubble and arrow optional."""
+
+    def __init__(self, *, bubble: bool = False, arrow: bool = False, split: bool = False, legs: float = 0.45, **kwargs):
+        super().__init__(**kwargs)
+        g = -0.12 if bubble else 0.0
+        self.segments.append(Segment([(-0.6, 0), (g, 0)]))
+        if bubble:
+            self.segments.append(SegmentCircle((-0.06, 0), 0.06))
+        self.segments.append(Segment([(0, -0.35), (0, 0.35)]))
+        if split:
+            for y0, y1 in ((0.25, 0.45), (-0.1, 0.1), (-0.45, -0.25)):
+                self.segments.append(Segment([(0.15, y0), (0.15, y1)]))
+        else:
+            self.segments.append(Segment([(0.15, -0.45), (0.15, 0.45)]))
+        self.segments.append(Segment([(0.15, 0.35), (0.5, 0.35), (0.5, 0.35 + legs)]))
+        self.segments.append(Segment([(0.15, -0.35), (0.5, -0.35), (0.5, -0.35 - legs)]))
+        if arrow:
+            self.segments.append(Segment([(0.45, 0), (0.15, 0)], arrow="->", arrowwidth=0.15, arrowlength=0.15))
+        self.anchors["gate"] = (-0.6, 0)
+        self.anchors["drain"] = (0.5, 0.35 + legs)
+        self.anchors["source"] = (0.5, -0.35 - legs)
+
+
+class SimpleBjt(Element):
+    """BJT as drawn by hand or on a blackboard: bar, base lead, two diagonals, emitter arrow, no circle."""
+
+    def __init__(self, *, pnp: bool = False, legs: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.segments.append(Segment([(-0.6, 0), (0, 0)]))
+        self.segments.append(Segment([(0, -0.4), (0, 0.4)]))
+        self.segments.append(Segment([(0, 0.15), (0.45, 0.55)] + ([(0.45, 0.85)] if legs else [])))
+        if pnp:
+            self.segments.append(Segment([(0.45, -0.55), (0, -0.15)], arrow="->", arrowwidth=0.16, arrowlength=0.18))
+        else:
+            self.segments.append(Segment([(0, -0.15), (0.45, -0.55)], arrow="->", arrowwidth=0.16, arrowlength=0.18))
+        if legs:
+            self.segments.append(Segment([(0.45, -0.55), (0.45, -0.85)]))
+        self.anchors["base"] = (-0.6, 0)
+        self.anchors["collector"] = (0.45, 0.85 if legs else 0.55)
+        self.anchors["emitter"] = (0.45, -0.85 if legs else -0.55)
+
+
 # --- the catalogue ------------------------------------------------------------------------------
 CUSTOM: dict[str, type[Element]] = {
     cls.__name__: cls
     for cls in (ZigZagResistor, CurvedCapacitor, CircleSource, CoreInductor, TwoCoilTransformer, BoxIC, FilledDiode,
-                LabelledOpamp, Trapezoid)
+                LabelledOpamp, Trapezoid, SimpleMosfet, SimpleBjt)
 }
 
 
@@ -277,6 +320,9 @@ CATALOGUE: dict[str, list[Recipe]] = {
         R("analog_pfet", "AnalogPFet", {"bulk": (True, False)}, weight=0.7),
         R("jfet_n", "JFetN", {"circle": (True, False)}, weight=0.5),
         R("jfet_p", "JFetP", {"circle": (True, False)}, weight=0.5),
+        R("mosfet_simple", "SimpleMosfet", {"bubble": (False, False, True), "arrow": (False, True), "split": (False, True),
+                                            "legs": (0.2, 0.45, 0.7)}, weight=2),
+        R("bjt_simple", "SimpleBjt", {"pnp": (False, True), "legs": (False, True)}, weight=2),
     ],
     "integrated_circuit": [
         R("opamp", "Opamp", {"sign": (True, True, False), "leads": (True, False)}, weight=2),

@@ -40,6 +40,7 @@ def preview(
     seed: int = typer.Option(0, help="seed of the first variant"),
     style: str = typer.Option("mixed", help="mixed | hand | cad: force the drawing style"),
     clean: bool = typer.Option(False, help="skip the realism mix (paper, scan, photo effects)"),
+    recipe: Optional[str] = typer.Option(None, help="only this recipe of the class (see `symbols`)"),
     out: Optional[Path] = typer.Option(None, help="PNG to write [default: runs/preview_CLASS.png]"),
 ) -> None:
     """Write a contact sheet PNG of random variants of a class, to look at before generating."""
@@ -66,7 +67,7 @@ def preview(
     images, captions = [], []
     for c in classes:
         for i in range(n):
-            image, params = make_image(c, seed, i, size, mix, realism=not clean)
+            image, params = make_image(c, seed, i, size, mix, realism=not clean, recipe=recipe)
             images.append(image)
             captions.append(params["recipe"])
     out = out or Path("runs") / f"preview_{cls}.png"

@@ -36,10 +36,10 @@ def image_seed(seed: int, cls: str, index: int) -> list[int]:
 
 
 def make_image(cls: str, seed: int, index: int, size: int, mix: StyleMix | None = None,
-               realism: bool = True) -> tuple[np.ndarray, dict]:
+               realism: bool = True, recipe: str | None = None) -> tuple[np.ndarray, dict]:
     """Render one symbol and pass it through the realism mix; deterministic for (seed, cls, index)."""
     rng = np.random.default_rng(image_seed(seed, cls, index))
-    r = render(cls, rng, size, mix)
+    r = render(cls, rng, size, mix, recipe)
     image, params = r.image, dict(r.params)
     if realism:
         from .augment import realistic

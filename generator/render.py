@@ -19,7 +19,8 @@ import schemdraw
 from PIL import Image, ImageDraw, ImageFont
 
 from . import CLASSES
-from .catalogue import LABELS, choose_recipe
+from .catalogue import LABELS, choose_recipe, recipes
+from .errors import UserError
 
 TERMINALS = ("start", "end", "base", "collector", "emitter", "gate", "drain", "source",
              "in1", "in2", "out", "p1", "p2", "s1", "s2")
@@ -244,9 +245,14 @@ class Rendered:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: bool, target: float):
+def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: bool, target: float,
+            recipe_name: str | None = None):
     """Build, rotate, stretch and fit one symbol into a size x size frame (pixel coordinates)."""
     recipe = choose_recipe(cls, rng)
+    if recipe_name is not None:
+        recipe = next((r for r in recipes(cls) if r.name == recipe_name), None)
+        if recipe is None:
+            raise UserError(f"class {cls!r} has no recipe {recipe_name!r}; see `image2circuit symbols`")
     args = recipe.sample_args(rng)
     unit = round(float(rng.uniform(1.0, 2.8)) * 5) / 5  # quantised so layouts can be reused
     fig, anchors = _captured(recipe.name, cls, tuple(sorted(args.items())), unit)
@@ -277,14 +283,15 @@ def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: 
     return strokes, texts, terms, params, scale, tx(centre)
 
 
-def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | None = None) -> Rendered:
-    """Render one symbol of class `cls`; every random choice comes from `rng` (seeded by the caller)."""
+def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | None = None,
+           recipe: str | None = None) -> Rendered:
+    """Render one symbol of class `cls` (optionally a given recipe); every random choice comes from `rng`."""
     mix = mix or StyleMix()
     hand = bool(rng.random() < mix.hand)
     lowres = bool(rng.random() < mix.lowres)
     canvas = int(rng.integers(24, 64)) if lowres else size
     target = float(rng.uniform(0.45, 1.02))  # up to tight crops whose frame cuts the leads
-    strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, hand, target)
+    strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, hand, target, recipe)
 
     ink_name = list(INKS)[int(rng.choice(len(INKS), p=np.array(list(INK_WEIGHTS.values())) / sum(INK_WEIGHTS.values())))]
     if hand and rng.random() < 0.5:
