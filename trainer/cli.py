@@ -17,17 +17,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    """Import command modules lazily here so `--help` stays fast and each module owns its commands."""
-    from generator import cli as generator_cli
+    """Each module owns its commands; heavy imports (TensorFlow) happen inside the commands."""
+    from generator import augment, cli as generator_cli, photos
+    from trainer import ablation, bench, commands
 
-    generator_cli.register(app)
-    for name in ("generator.photos", "generator.augment", "trainer.commands", "trainer.bench", "trainer.ablation"):
-        try:
-            module = __import__(name, fromlist=["register"])
-        except ModuleNotFoundError as e:  # a module not written yet must not break the others
-            if e.name != name:
-                raise
-            continue
+    for module in (generator_cli, photos, augment, commands, bench, ablation):
         module.register(app)
 
 
