@@ -273,6 +273,11 @@ def test_pretrained_backbone_trains_on_cached_features(dataset, runs):
     assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 4)
     x = D.load_image(next((dataset / "photo").rglob("*.png")), SIZE)[None].astype(np.float32)
     assert model.predict(x, verbose=0).sum() == pytest.approx(1.0, abs=1e-5)
+    # the backbone model exports to TFLite like the scratch one, with the same predictions
+    from trainer.export import export_run, tflite_predict
+
+    lite = export_run(run_dir, "tflite")
+    np.testing.assert_allclose(tflite_predict(lite, x), model.predict(x, verbose=0), atol=1e-4)
 
 
 # --------------------------------------------------------------------------- bad input -> exit 2, one line
