@@ -158,7 +158,7 @@ class LabelledOpamp(elm.Opamp):
 
     def __init__(self, *, pins: bool = True, supplies: bool = False, name: str = "", **kwargs):
         super().__init__(**kwargs)
-        x = oa_lead = 0.625 if self.params["leads"] else 0
+        x = 0.625 if self.params["leads"] else 0  # schemdraw's op-amp lead length (oa_back / 4)
         if pins:
             for (px, py), num in (((x - 0.05, 0.75), "2"), ((x - 0.05, -0.5), "3"), ((x + 2.45, 0.12), "1")):
                 self.segments.append(SegmentText((px, py), num, fontsize=8))
@@ -167,7 +167,6 @@ class LabelledOpamp(elm.Opamp):
             self.segments.append(Segment([(x + 0.8, -0.84), (x + 0.8, -1.3)]))
         if name:
             self.segments.append(SegmentText((x + 0.95, 0.0), name, fontsize=9))
-        del oa_lead
 
 
 class Trapezoid(Element):

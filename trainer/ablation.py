@@ -423,12 +423,10 @@ def print_tables(report: dict, console) -> None:
 
 
 def out_dir(runs_dir: Path) -> Path:
-    """runs/bench-realism-YYYYMMDD-HHMM, with -2, -3... when two runs start in the same minute."""
-    base = Path(runs_dir) / f"bench-realism-{datetime.now():%Y%m%d-%H%M}"
-    path, i = base, 2
-    while path.exists():
-        path, i = base.with_name(f"{base.name}-{i}"), i + 1
-    return path
+    """runs/bench-realism-YYYYMMDD-HHMM (the bench's naming, so reports sort together)."""
+    from .bench import out_dir as bench_out_dir
+
+    return bench_out_dir(runs_dir, "bench-realism")
 
 
 def command_line(configs: Sequence[str], s: Settings, real: Path | None, quick: bool) -> str:

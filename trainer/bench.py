@@ -733,9 +733,9 @@ def chart(report: dict) -> bytes:
     return buf.getvalue()
 
 
-def out_dir(runs_dir: Path) -> Path:
-    """runs/bench-YYYYMMDD-HHMM, with -2, -3... when two runs start in the same minute."""
-    base = Path(runs_dir) / f"bench-{datetime.now():%Y%m%d-%H%M}"
+def out_dir(runs_dir: Path, prefix: str = "bench") -> Path:
+    """runs/PREFIX-YYYYMMDD-HHMM, with -2, -3... when two runs start in the same minute."""
+    base = Path(runs_dir) / f"{prefix}-{datetime.now():%Y%m%d-%H%M}"
     path, i = base, 2
     while path.exists():
         path, i = base.with_name(f"{base.name}-{i}"), i + 1
