@@ -25,7 +25,7 @@ from .errors import UserError
 from .manifest import CARD, atomic_write_bytes, merge_domain, split_for, write_card
 from .render import StyleMix, render
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 3
 DOMAIN = "schematic"
 JOURNAL = ".schematic-journal.jsonl"
 

@@ -35,7 +35,6 @@ class Stroke:
     filled: bool = False
     lw: float = 2.0
     dashed: bool = False
-    arrowhead: bool = False  # pts = tip, base corner, base corner
 
 
 @dataclass
@@ -105,7 +104,7 @@ class RecordingFigure:
         base = (x - arrowlength * c, y - arrowlength * s)
         w = arrowwidth / 2
         pts = [(x, y), (base[0] - w * s, base[1] + w * c), (base[0] + w * s, base[1] - w * c)]
-        self.strokes.append(Stroke(np.asarray(pts), closed=True, filled=True, lw=1, arrowhead=True))
+        self.strokes.append(Stroke(np.asarray(pts), closed=True, filled=True, lw=1))
 
     def bezier(self, p, color="black", lw=2, ls="-", capstyle=None, zorder=1, arrow=None, arrowlength=0.25,
                arrowwidth=0.15, clip=None):
@@ -276,7 +275,7 @@ def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: 
     def tx(p: np.ndarray) -> np.ndarray:
         return (np.asarray(p, float) - centre) @ m.T * scale + offset
 
-    strokes = [Stroke(tx(s.pts), s.closed, s.filled, s.lw, s.dashed, s.arrowhead) for s in fig.strokes]
+    strokes = [Stroke(tx(s.pts), s.closed, s.filled, s.lw, s.dashed) for s in fig.strokes]
     texts = [Text(t.s, tuple(tx(t.xy)), t.size, t.halign, t.valign) for t in fig.texts]
     terms = {k: tx(v) for k, v in anchors.items()}
     params = {"recipe": recipe.name, "args": {k: v for k, v in args.items()}, "angle": round(float(angle), 2),
@@ -306,8 +305,6 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
 
     body: list[str] = []
     for s in strokes:
-        if hand and s.arrowhead and rng.random() < 0.7:  # by hand, arrowheads are mostly open chevrons
-            s = Stroke(s.pts[[1, 0, 2]], lw=2.0)
         pts = _wobble(s.pts, s.closed, amp * (0.3 if s.filled else 1.0), rng) if hand else s.pts
         closed = s.closed and not hand
         width = lw_px * s.lw / 2
