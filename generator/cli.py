@@ -44,8 +44,6 @@ def preview(
     out: Optional[Path] = typer.Option(None, help="PNG to write [default: runs/preview_CLASS.png]"),
 ) -> None:
     """Write a contact sheet PNG of random variants of a class, to look at before generating."""
-    import numpy as np
-
     from .catalogue import recipes
     from .errors import UserError
     from .generate import make_image

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Iterable
 
 import numpy as np
 from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import CLASSES
 from .catalogue import check_catalogue, recipes
@@ -135,22 +137,15 @@ def generate(out: Path, per_class: int, size: int = 128, seed: int = 0, classes:
     workers = max(1, workers or os.cpu_count() or 1)
     start = time.perf_counter()
     with open(journal_path, "a") as journal:
-        results = _run(tasks, workers)
-        if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-                job = bar.add_task("gen", total=len(tasks) + len(done), completed=len(done))
-                for row in results:
-                    journal.write(json.dumps(row) + "\n")
-                    journal.flush()
-                    done[row["file"]] = row
-                    bar.advance(job)
-        else:
-            for row in results:
+        bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) if progress else None
+        with bar or nullcontext():
+            job = bar.add_task("gen", total=len(tasks) + len(done), completed=len(done)) if bar else None
+            for row in _run(tasks, workers):
                 journal.write(json.dumps(row) + "\n")
-                journal.flush()
+                journal.flush()  # a finished image survives an interruption
                 done[row["file"]] = row
+                if bar:
+                    bar.advance(job)
     seconds = time.perf_counter() - start
     merge_domain(out, DOMAIN, list(done.values()))
     journal_path.unlink(missing_ok=True)

@@ -42,8 +42,6 @@ class Text:
     s: str
     xy: tuple[float, float]
     size: float
-    halign: str = "center"
-    valign: str = "center"
 
 
 def _arc_points(center, width, height, theta1, theta2, angle=0.0, n=None) -> np.ndarray:
@@ -58,7 +56,7 @@ def _arc_points(center, width, height, theta1, theta2, angle=0.0, n=None) -> np.
 
 
 def _is_fill(fill) -> bool:
-    return fill not in (None, False, "none", "") and fill is not False
+    return fill not in (None, False, "none", "")
 
 
 class RecordingFigure:
@@ -119,7 +117,7 @@ class RecordingFigure:
     def text(self, s, x, y, color="black", fontsize=14, fontfamily="sans", mathfont=None, rotation=0,
              halign="center", valign="center", rotation_mode="anchor", clip=None, zorder=3, **_):
         if str(s).strip():
-            self.texts.append(Text(str(s).replace("$", ""), (x, y), fontsize, halign, valign))
+            self.texts.append(Text(str(s).replace("$", ""), (x, y), fontsize))
 
     def path(self, *args, **kwargs):  # free-form SVG paths: no catalogue element uses them
         pass
@@ -245,7 +243,7 @@ class Rendered:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: bool, target: float,
+def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, target: float,
             recipe_name: str | None = None):
     """Build, rotate, stretch and fit one symbol into a size x size frame (pixel coordinates)."""
     recipe = choose_recipe(cls, rng)
@@ -276,7 +274,7 @@ def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, hand: 
         return (np.asarray(p, float) - centre) @ m.T * scale + offset
 
     strokes = [Stroke(tx(s.pts), s.closed, s.filled, s.lw, s.dashed) for s in fig.strokes]
-    texts = [Text(t.s, tuple(tx(t.xy)), t.size, t.halign, t.valign) for t in fig.texts]
+    texts = [Text(t.s, tuple(tx(t.xy)), t.size) for t in fig.texts]
     terms = {k: tx(v) for k, v in anchors.items()}
     params = {"recipe": recipe.name, "args": {k: v for k, v in args.items()}, "angle": round(float(angle), 2),
               "flip": flip, "aspect": round(aspect, 3)}
@@ -291,7 +289,7 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     lowres = bool(rng.random() < mix.lowres)
     canvas = int(rng.integers(24, 64)) if lowres else size
     target = float(rng.uniform(0.45, 1.02))  # up to tight crops whose frame cuts the leads
-    strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, hand, target, recipe)
+    strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, target, recipe)
 
     ink_name = list(INKS)[int(rng.choice(len(INKS), p=np.array(list(INK_WEIGHTS.values())) / sum(INK_WEIGHTS.values())))]
     if hand and rng.random() < 0.5:
@@ -315,9 +313,8 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
             body.append(f'<path d="{_svg_path(pts, True)}" style="fill:{fill_colour};stroke:{ink};stroke-width:{width:.2f};stroke-linejoin:round"/>')
         else:
             if hand and len(pts) > 12 and rng.random() < 0.5:  # uneven pressure: chunks of varying weight
-                cuts = np.sort(rng.choice(np.arange(4, len(pts) - 4), size=min(2, len(pts) - 9), replace=False)) if len(pts) > 12 else []
-                parts = np.split(np.arange(len(pts)), cuts)
-                for idx in parts:
+                cuts = np.sort(rng.choice(np.arange(4, len(pts) - 4), size=2, replace=False))
+                for idx in np.split(np.arange(len(pts)), cuts):
                     idx = np.r_[idx, idx[-1] + 1] if idx[-1] + 1 < len(pts) else idx
                     w = width * rng.uniform(0.65, 1.35)
                     body.append(f'<path d="{_svg_path(pts[idx], False)}" style="fill:none;stroke:{ink};stroke-width:{w:.2f};'
@@ -389,7 +386,7 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     # a fragment of a neighbouring symbol cut by the image edge
     if rng.random() < mix.neighbour:
         other = CLASSES[int(rng.integers(len(CLASSES)))]
-        n_strokes, _, _, _, _, _ = _layout(other, rng, canvas, mix, hand, float(rng.uniform(0.4, 0.7)))
+        n_strokes, _, _, _, _, _ = _layout(other, rng, canvas, mix, float(rng.uniform(0.4, 0.7)))
         edge = int(rng.integers(4))
         shift = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]][edge], float) * canvas * rng.uniform(0.72, 0.9)
         for s in n_strokes:

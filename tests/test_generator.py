@@ -49,7 +49,7 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert (tmp_path / "a/manifest.csv").read_bytes() == (tmp_path / "b/manifest.csv").read_bytes()
     assert a["counts"] == b["counts"]
-    c = generate(tmp_path / "c", per_class=3, size=48, seed=6, workers=1, progress=False)
+    generate(tmp_path / "c", per_class=3, size=48, seed=6, workers=1, progress=False)
     assert digest(tmp_path / "c") != digest(tmp_path / "a")
 
 

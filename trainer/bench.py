@@ -270,7 +270,6 @@ def _pipeline_job(job: dict, backend: str, device: str) -> dict:
     """The real tf.data pipeline (decode, cache, shuffle, augment, prefetch) vs the same batches in memory."""
     if backend != "tensorflow":
         return {"skipped": "the input pipeline is tf.data: run it with --backend tensorflow"}
-    import keras
     import numpy as np
 
     from . import data as D
