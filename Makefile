@@ -7,8 +7,8 @@ EXTRA  ?= cpu
 PHOTOS ?= $(if $(wildcard ../shared/data/photos),../shared/data/photos,datasets/photos)
 EVAL   ?= $(wildcard ../shared/data/handdrawn ../shared/data/cad)
 DATA   ?= datasets/default
-PER_CLASS ?= 1000
-SIZE   ?= 128
+PER_CLASS ?= 3000
+SIZE   ?= 160
 RUN    ?= default
 
 export NO_ALBUMENTATIONS_UPDATE := 1

@@ -76,7 +76,7 @@ def preview(
 def generate_cmd(
     out: Path = typer.Option(Path("datasets/default"), help="dataset folder to create or resume"),
     per_class: int = typer.Option(1000, help="images per class"),
-    size: int = typer.Option(128, help="square image size in pixels"),
+    size: int = typer.Option(160, help="square image size in pixels (160: the default model's input, so nothing is rescaled)"),
     seed: int = typer.Option(0, help="seed: the same seed gives byte-identical images"),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="restrict to these classes (repeat the option)"),
     workers: int = typer.Option(0, help="worker processes [default: all cores]"),

@@ -59,13 +59,18 @@ class Split:
     paths: list[str] = field(default_factory=list)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     domains: list[str] = field(default_factory=list)
+    generated: np.ndarray | None = None  # per image: rendered by the generator (None: none of them)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def is_generated(self) -> np.ndarray:
+        return np.zeros(len(self), bool) if self.generated is None else np.asarray(self.generated, bool)
+
     def subset(self, mask: np.ndarray) -> "Split":
         idx = np.flatnonzero(mask)
-        return Split([self.paths[i] for i in idx], self.labels[idx], [self.domains[i] for i in idx])
+        return Split([self.paths[i] for i in idx], self.labels[idx], [self.domains[i] for i in idx],
+                     self.is_generated()[idx])
 
 
 # --------------------------------------------------------------------------- manifest and folders
@@ -107,6 +112,7 @@ def split_of(data: Path, rows: Sequence[dict], split: str, classes: Sequence[str
         [str(Path(data) / r["file"]) for r in chosen],
         np.array([index[r["label"]] for r in chosen], np.int32),
         [r["domain"] for r in chosen],
+        np.array([bool(r.get("recipe")) for r in chosen], bool),
     )
 
 
@@ -290,12 +296,14 @@ def make_dataset(
     seed: int = 0,
     cache: bool | str = True,
     with_labels: bool = True,
+    one_hot: int = 0,
 ):
     """tf.data: parallel decode -> cache (uint8) -> shuffle (seeded) -> batch -> augment -> prefetch.
 
     Decoding runs once (cached as uint8 to keep memory at size*size*3 bytes per image); the
     augmentation model runs on whole batches in the input pipeline, so with prefetch it overlaps the
-    training step instead of stalling it. Yields float32 images in [0, 255], then labels and weights.
+    training step instead of stalling it. Yields float32 images in [0, 255], then labels (class
+    indices, or one-hot rows of `one_hot` classes) and weights.
     """
     import tensorflow as tf
 
@@ -320,6 +328,8 @@ def make_dataset(
     if augment is not None:
         # One call at a time: the layers' seed state must advance in a fixed order to stay reproducible.
         ds = ds.map(lambda x, *rest: (augment(x, training=True), *rest))
+    if with_labels and one_hot:
+        ds = ds.map(lambda x, y, *rest: (x, tf.one_hot(y, one_hot), *rest), num_parallel_calls=auto, deterministic=True)
     if not with_labels:
         ds = ds.map(lambda x: x)  # unwrap the 1-tuples: plain image batches
     return ds.prefetch(auto)
