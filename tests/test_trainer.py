@@ -56,7 +56,8 @@ def make_dataset(root, per: int = 10, seed: int = 0):
                 (root / f).parent.mkdir(parents=True, exist_ok=True)
                 im.save(root / f)
                 split = "train" if i < per * 0.6 else "val" if i < per * 0.8 else "test"
-                rows.append({"file": f, "label": cls, "domain": domain, "split": split, "recipe": "test", "seed": seed})
+                recipe = "test" if domain == "schematic" else ""  # photos are real images, not generated
+                rows.append({"file": f, "label": cls, "domain": domain, "split": split, "recipe": recipe, "seed": seed})
     write_rows(root / "manifest.csv", rows)
     return root
 
@@ -263,11 +264,18 @@ def test_resume_continues_from_the_interrupted_epoch(dataset, runs):
 
 
 def test_pretrained_backbone_trains_on_cached_features(dataset, runs):
+    import io
+
+    from rich.console import Console
+
     cfg = TrainConfig(data=str(dataset), name="lite", runs_dir=str(runs), backbone="efficientnet_lite0", weights=None,
-                      trainable_blocks=1, feature_passes=2, epochs=1, batch_size=16, size=SIZE)
-    summary = train(cfg, evaluate=False)
+                      trainable_blocks=1, feature_passes=3, epochs=1, batch_size=16, size=SIZE)
+    log = io.StringIO()
+    summary = train(cfg, evaluate=False, console=Console(file=log, width=200))
     run_dir = runs / "lite"
     assert summary["epochs_run"] == 1
+    # generated symbols are cached once, real photos once clean + twice augmented: 4 classes x 6 train images each
+    assert f"for {4 * 6 + 3 * 4 * 6} training samples" in log.getvalue()
     assert not (run_dir / "features").exists()  # the cache is dropped once the model is saved
     model = keras.saving.load_model(run_dir / "model.keras")
     assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 4)
@@ -301,6 +309,8 @@ def test_bad_inputs_exit_2_with_one_line(dataset, runs, scratch_run, tmp_path, m
         (["train", "--data", unknown, "--name", "x", "--runs-dir", runs], "unknown class 'flux_capacitor'"),
         (["evaluate", run_dir, "--images", tmp_path], "--domain"),
         (["export", run_dir, "--format", "onnx2"], "unknown export format"),
+        (["train", "--data", dataset, "--name", "x", "--runs-dir", runs, "--label-smoothing", "1.5"], "--label-smoothing 1.5 must be in [0, 1)"),
+        (["train", "--data", dataset, "--name", "x", "--runs-dir", runs, "--ema", "1"], "--ema 1.0 must be in [0, 1)"),
     ]
     for args, expected in cases:
         code, out, err = cli_main(monkeypatch, capsys, *args)
