@@ -288,6 +288,14 @@ def test_pretrained_backbone_trains_on_cached_features(dataset, runs):
     np.testing.assert_allclose(tflite_predict(lite, x), model.predict(x, verbose=0), atol=1e-4)
 
 
+def test_pretrained_backbone_trains_without_photos(dataset, runs):
+    """A user without photos still trains the schematic domain (only generated images to cache)."""
+    cfg = TrainConfig(data=str(dataset), name="symbols-only", runs_dir=str(runs), backbone="efficientnet_lite0",
+                      weights=None, trainable_blocks=0, domains=["schematic"], epochs=1, batch_size=16, size=SIZE)
+    summary = train(cfg, evaluate=True)
+    assert summary["epochs_run"] == 1 and summary["metrics"]["domains"]["schematic"]["n"] == 4 * 2
+
+
 # --------------------------------------------------------------------------- bad input -> exit 2, one line
 
 

@@ -43,6 +43,7 @@ HISTORY = "history.csv"
 BEST = "best.weights.h5"
 BACKUP = "backup"
 FEATURES = "features"
+FEATURE_LAYOUT = 2  # bump when the cached training features are laid out differently (2: passes per origin)
 # Settings that may change when resuming an interrupted run (they do not change what was learnt).
 RESUMABLE = ("epochs", "patience", "runs_dir", "name")
 
@@ -277,7 +278,8 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def _feature_key(cfg: TrainConfig, digest: str, cut: int) -> str:
-    parts = [digest, cfg.backbone, cfg.weights, cfg.size, cut, cfg.feature_passes, cfg.seed, cfg.augment, cfg.domains, 2]
+    parts = [digest, cfg.backbone, cfg.weights, cfg.size, cut, cfg.feature_passes, cfg.seed, cfg.augment, cfg.domains,
+             FEATURE_LAYOUT]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -404,15 +406,16 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
         trainee, final = parts.head, parts.full
         key = _feature_key(cfg, digest, parts.cut)
         generated = train_split.is_generated()
-        # (images, passes): generated symbols once, real images (photos) with augmented passes too
-        groups = [(train_split.subset(generated), 1), (train_split.subset(~generated), cfg.feature_passes)]
+        # (which images, passes): generated symbols once, real images (photos) with augmented passes too
+        groups = [(m, p) for m, p in ((generated, 1), (~generated, cfg.feature_passes)) if m.any()]
         f_train = _cached_features(run_dir, key, "train", lambda: np.concatenate([
-            extract_features(parts.frozen, g, cfg.size, cfg.batch_size, p, augment, console, "train features")
-            for g, p in groups]))
+            extract_features(parts.frozen, train_split.subset(m), cfg.size, cfg.batch_size, p, augment, console,
+                             "train features")
+            for m, p in groups]))
         f_val = _cached_features(run_dir, key, "val", lambda: extract_features(
             parts.frozen, val_split, cfg.size, cfg.batch_size, 1, None, console, "val features"))
-        y_train = np.concatenate([np.tile(g.labels, p) for g, p in groups])
-        w_train = np.concatenate([np.tile(w_train[m], p) for m, (_, p) in zip((generated, ~generated), groups)])
+        y_train = np.concatenate([np.tile(train_split.labels[m], p) for m, p in groups])
+        w_train = np.concatenate([np.tile(w_train[m], p) for m, p in groups])
         fit_args = dict(
             x=f_train, y=one_hot(y_train, len(classes)), sample_weight=w_train,
             batch_size=cfg.batch_size, shuffle=True,
