@@ -67,10 +67,13 @@ class Split:
     def is_generated(self) -> np.ndarray:
         return np.zeros(len(self), bool) if self.generated is None else np.asarray(self.generated, bool)
 
-    def subset(self, mask: np.ndarray) -> "Split":
-        idx = np.flatnonzero(mask)
+    def take(self, idx: np.ndarray) -> "Split":
+        """The images at these indices, in this order (repeats allowed)."""
         return Split([self.paths[i] for i in idx], self.labels[idx], [self.domains[i] for i in idx],
                      self.is_generated()[idx])
+
+    def subset(self, mask: np.ndarray) -> "Split":
+        return self.take(np.flatnonzero(mask))
 
 
 # --------------------------------------------------------------------------- manifest and folders

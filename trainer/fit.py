@@ -272,11 +272,6 @@ def RichProgress(console, epochs: int, steps: int):  # noqa: N802 - a callback f
 # --------------------------------------------------------------------------- feature cache
 
 
-def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class indices -> one-hot rows (label smoothing needs the categorical, not the sparse, loss)."""
-    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, np.int64)]
-
-
 def _feature_key(cfg: TrainConfig, digest: str, cut: int) -> str:
     parts = [digest, cfg.backbone, cfg.weights, cfg.size, cut, cfg.feature_passes, cfg.seed, cfg.augment, cfg.domains,
              FEATURE_LAYOUT]
@@ -385,7 +380,6 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
         f"{len(train_split)} train / {len(val_split)} val images"
         + (f", resuming after epoch {start}" if start else "")
     )
-    w_train = D.sample_weights(train_split, len(classes), cfg.balance)
     w_val = D.sample_weights(val_split, len(classes), cfg.balance)
     augment = D.augmenter(cfg.augment, cfg.seed)
 
@@ -395,7 +389,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
         net = M.scratch_cnn(len(classes), cfg.size, cfg.width, cfg.depth, cfg.dropout)
         trainee, final = net, net
         fit_args = dict(
-            x=D.make_dataset(train_split, cfg.size, cfg.batch_size, weights=w_train, shuffle=True, augment=augment,
+            x=D.make_dataset(train_split, cfg.size, cfg.batch_size, shuffle=True, augment=augment,
+                             weights=D.sample_weights(train_split, len(classes), cfg.balance),
                              seed=cfg.seed, one_hot=len(classes)),
             validation_data=D.make_dataset(val_split, cfg.size, cfg.batch_size, weights=w_val, one_hot=len(classes)),
             shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
@@ -414,12 +409,14 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
             for m, p in groups]))
         f_val = _cached_features(run_dir, key, "val", lambda: extract_features(
             parts.frozen, val_split, cfg.size, cfg.batch_size, 1, None, console, "val features"))
-        y_train = np.concatenate([np.tile(train_split.labels[m], p) for m, p in groups])
-        w_train = np.concatenate([np.tile(w_train[m], p) for m, p in groups])
+        # the cached samples in their order (pass-major within each group); class weights count every pass
+        samples = train_split.take(np.concatenate([np.tile(np.flatnonzero(m), p) for m, p in groups]))
+        # one-hot targets: label smoothing needs the categorical, not the sparse, loss
         fit_args = dict(
-            x=f_train, y=one_hot(y_train, len(classes)), sample_weight=w_train,
+            x=f_train, y=keras.utils.to_categorical(samples.labels, len(classes)),
+            sample_weight=D.sample_weights(samples, len(classes), cfg.balance),
             batch_size=cfg.batch_size, shuffle=True,
-            validation_data=(f_val, one_hot(val_split.labels, len(classes)), w_val),
+            validation_data=(f_val, keras.utils.to_categorical(val_split.labels, len(classes)), w_val),
         )
         steps = D.steps(len(f_train), cfg.batch_size)
         console.print(f"cached {cfg.backbone} outputs {f_train.shape[1:]} for {len(f_train)} training samples "
