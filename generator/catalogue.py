@@ -209,22 +209,35 @@ class SimpleMosfet(Element):
 
 
 class SimpleBjt(Element):
-    """BJT as drawn by hand or on a blackboard: bar, base lead, two diagonals, emitter arrow, no circle."""
+    """BJT as drawn by hand or on a blackboard: bar, base lead, two diagonals, emitter arrow, no circle.
 
-    def __init__(self, *, pnp: bool = False, legs: bool = False, **kwargs):
+    meet: both diagonals leave the bar's centre (a "K", as most people draw it) instead of two
+    points apart; head: a filled arrowhead or an open "V" of two strokes."""
+
+    def __init__(self, *, pnp: bool = False, legs: bool = False, meet: bool = False, head: str = "filled", **kwargs):
         super().__init__(**kwargs)
-        self.segments.append(Segment([(-0.6, 0), (0, 0)]))
-        self.segments.append(Segment([(0, -0.4), (0, 0.4)]))
-        self.segments.append(Segment([(0, 0.15), (0.45, 0.55)] + ([(0.45, 0.85)] if legs else [])))
+        bar, y0, reach = (0.5, 0.0, (0.4, 0.5)) if meet else (0.4, 0.15, (0.45, 0.55))
+        self.segments.append(Segment([(-0.6 if not meet else -0.45, 0), (0, 0)]))
+        self.segments.append(Segment([(0, -bar), (0, bar)]))
+        c, e = np.array(reach), np.array([reach[0], -reach[1]])
+        self.segments.append(Segment([(0, y0), tuple(c)] + ([(c[0], 0.85)] if legs else [])))
+        start, tip = (e, np.array([0.0, -y0])) if pnp else (np.array([0.0, -y0]), e)
         if pnp:
-            self.segments.append(Segment([(0.45, -0.55), (0, -0.15)], arrow="->", arrowwidth=0.16, arrowlength=0.18))
+            tip = start + (tip - start) * 0.55  # pnp: the arrow sits on the emitter, pointing at the bar
+        if head == "open":
+            d = (tip - start) / np.hypot(*(tip - start))
+            n = np.array([-d[1], d[0]])
+            self.segments.append(Segment([(0, -y0), tuple(e)]))
+            self.segments.append(Segment([tuple(tip - 0.17 * d + 0.09 * n), tuple(tip), tuple(tip - 0.17 * d - 0.09 * n)]))
         else:
-            self.segments.append(Segment([(0, -0.15), (0.45, -0.55)], arrow="->", arrowwidth=0.16, arrowlength=0.18))
+            self.segments.append(Segment([tuple(start), tuple(tip)], arrow="->", arrowwidth=0.16, arrowlength=0.18))
+            if pnp:
+                self.segments.append(Segment([tuple(tip), (0, -y0)]))
         if legs:
-            self.segments.append(Segment([(0.45, -0.55), (0.45, -0.85)]))
-        self.anchors["base"] = (-0.6, 0)
-        self.anchors["collector"] = (0.45, 0.85 if legs else 0.55)
-        self.anchors["emitter"] = (0.45, -0.85 if legs else -0.55)
+            self.segments.append(Segment([tuple(e), (e[0], -0.85)]))
+        self.anchors["base"] = (-0.6 if not meet else -0.45, 0)
+        self.anchors["collector"] = (c[0], 0.85 if legs else c[1])
+        self.anchors["emitter"] = (e[0], -0.85 if legs else e[1])
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -321,7 +334,8 @@ CATALOGUE: dict[str, list[Recipe]] = {
         R("jfet_p", "JFetP", {"circle": (True, False)}, weight=0.5),
         R("mosfet_simple", "SimpleMosfet", {"bubble": (False, False, True), "arrow": (False, True), "split": (False, True),
                                             "legs": (0.2, 0.45, 0.7)}, weight=2),
-        R("bjt_simple", "SimpleBjt", {"pnp": (False, True), "legs": (False, True)}, weight=2),
+        R("bjt_simple", "SimpleBjt", {"pnp": (False, True), "legs": (False, False, True), "meet": (False, True),
+                                        "head": ("filled", "open")}, weight=3),
     ],
     "integrated_circuit": [
         R("opamp", "Opamp", {"sign": (True, True, False), "leads": (True, False)}, weight=2),

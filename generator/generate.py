@@ -27,7 +27,7 @@ from .errors import UserError
 from .manifest import CARD, atomic_write_bytes, merge_domain, split_for, write_card
 from .render import StyleMix, render
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 DOMAIN = "schematic"
 JOURNAL = ".schematic-journal.jsonl"
 

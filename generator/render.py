@@ -252,7 +252,7 @@ def _layout(cls: str, rng: np.random.Generator, size: int, mix: StyleMix, target
         if recipe is None:
             raise UserError(f"class {cls!r} has no recipe {recipe_name!r}; see `image2circuit symbols`")
     args = recipe.sample_args(rng)
-    unit = round(float(rng.uniform(1.0, 2.8)) * 5) / 5  # quantised so layouts can be reused
+    unit = round(float(rng.uniform(0.6, 2.8)) * 5) / 5  # lead length, down to none (tight CAD crops); quantised so layouts can be reused
     fig, anchors = _captured(recipe.name, cls, tuple(sorted(args.items())), unit)
     allpts = np.vstack([s.pts for s in fig.strokes])
     lo, hi = allpts.min(0), allpts.max(0)
@@ -328,7 +328,7 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     extras: dict[str, Any] = {}
 
     # wires leaving the terminals, sometimes bending, sometimes with a junction dot
-    if terms and rng.random() < mix.wires:
+    if terms and rng.random() < mix.wires * (0.5 if hand else 1.0):  # drawn symbols often stand alone
         n_wire = 0
         for k, p in terms.items():
             if rng.random() < 0.25:

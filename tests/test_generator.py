@@ -37,6 +37,20 @@ def test_every_recipe_renders_a_visible_symbol_inside_the_frame(cls, recipe, sty
         assert np.array_equal(r.image, again.image), "same seed, same pixels"
 
 
+@pytest.mark.parametrize("pnp", [False, True])
+@pytest.mark.parametrize("meet", [False, True])
+@pytest.mark.parametrize("head", ["filled", "open"])
+def test_every_hand_drawn_bjt_variant_renders_in_frame(monkeypatch, pnp, meet, head):
+    """The "K" transistor's knobs (arms from one point, open arrowheads) each draw a whole symbol."""
+    recipe = Recipe("bjt_k", "SimpleBjt", {"pnp": pnp, "meet": meet, "head": head})
+    monkeypatch.setitem(CATALOGUE, "transistor", [recipe])
+    mix = StyleMix(hand=0.0, wires=0, labels=0, neighbour=0, lowres=0)
+    r = render("transistor", np.random.default_rng(0), 64, mix)
+    ink = r.mask > 0.3
+    assert ink.sum() > 30 and not any([ink[0].any(), ink[-1].any(), ink[:, 0].any(), ink[:, -1].any()])
+    assert r.params["args"] == {"pnp": pnp, "meet": meet, "head": head}
+
+
 def test_catalogue_entry_naming_a_missing_element_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(CATALOGUE, "resistor", CATALOGUE["resistor"] + [Recipe("typo", "ResistorIEEEE")])
     with pytest.raises(UserError, match="ResistorIEEEE.*does not exist"):

@@ -126,6 +126,26 @@ def test_padding_uses_the_border_colour_and_keeps_aspect(tmp_path):
     assert D.load_image(tmp_path / "grey.png", 6)[3, 3].tolist() == [77, 77, 77]
 
 
+def _ink_span(image: np.ndarray) -> float:
+    ink = image.min(axis=-1) < 128
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return max(rows[-1] - rows[0], cols[-1] - cols[0]) / image.shape[0]
+
+
+def test_content_crop_brings_a_small_drawing_to_a_common_scale(tmp_path):
+    page = Image.new("RGB", (200, 160), (250, 248, 240))  # a symbol small in a big scanned cell
+    ImageDraw.Draw(page).rectangle([120, 40, 150, 60], outline="black", width=2)
+    page.save(tmp_path / "cell.png")
+    assert _ink_span(D.load_image(tmp_path / "cell.png", 64)) > 0.7
+    assert _ink_span(D.load_image(tmp_path / "cell.png", 64, content_crop=False)) < 0.2
+    rng = np.random.default_rng(0)  # a busy background (a photo on a table): nothing to crop to
+    busy = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    busy.save(tmp_path / "busy.png")
+    assert np.array_equal(D.load_image(tmp_path / "busy.png", 32), D.load_image(tmp_path / "busy.png", 32, content_crop=False))
+    # runs saved before the crop existed keep being fed uncropped images
+    assert D.Preprocess(64).content_crop and not D.Preprocess.from_json({"size": 64}).content_crop
+
+
 def test_augmentation_is_seeded_and_keeps_shapes(dataset):
     rows = D.dataset_rows(dataset)
     split = D.split_of(dataset, rows, "train", CLASSES4)

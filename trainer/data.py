@@ -29,6 +29,15 @@ a fake contour the filters would learn. The border median continues whatever bac
 has (white paper for schematics, grey paper for scans, the table for photos), and the median is
 robust to a component or wire that touches the edge. The random rotations/shifts use fill_mode
 "nearest" for the same reason."""
+CROP = "content box: pixels differing from the border colour by > 25 (3x3 mean), plus a 10% margin"
+"""Why crop to the content: real drawings sit at any size in their cell (a hand-drawn transistor can
+fill a third of a scanned cell, a textbook crop all of it), and a small symbol reaches the backbone's
+5x5 top feature map as one or two cells, where a "K" transistor and a diode look alike. Cropping to
+what differs from the background puts every symbol at about the same scale in training and at test
+time. Where the background is busy (photos on a table, shadows, ruled paper), the box is the whole
+image and nothing changes."""
+INK_THRESHOLD = 25.0
+CROP_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Preprocess:
     channels: int = 3
     input_range: tuple = (0, 255)
     normalisation: str = "inside the model"
+    content_crop: bool = True
+    crop: str = CROP
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,6 +60,7 @@ class Preprocess:
     def from_json(cls, d: dict) -> "Preprocess":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["input_range"] = tuple(known.get("input_range", (0, 255)))
+        known.setdefault("content_crop", False)  # runs saved before the crop existed were trained without it
         return cls(**known)
 
 
@@ -191,20 +203,42 @@ def sample_weights(split: Split, num_classes: int, balance: str = "class") -> np
 # --------------------------------------------------------------------------- decoding
 
 
-def fit_square(image, size: int):
-    """uint8 HxWx3 tensor -> uint8 size x size x 3: aspect-preserving resize, centred, border-median padding."""
+def content_box(img, colour):
+    """(y0, y1, x0, x1) of what differs from the background colour, plus a margin; the whole image if nothing does."""
+    import tensorflow as tf
+
+    h, w = tf.shape(img)[0], tf.shape(img)[1]
+    diff = tf.reduce_max(tf.abs(img - colour), axis=-1, keepdims=True)
+    diff = tf.nn.avg_pool2d(diff[None], 3, 1, "SAME")[0, ..., 0]  # a lone noisy pixel is not content
+    rows = tf.cast(tf.where(tf.reduce_any(diff > INK_THRESHOLD, axis=1))[:, 0], tf.int32)
+    cols = tf.cast(tf.where(tf.reduce_any(diff > INK_THRESHOLD, axis=0))[:, 0], tf.int32)
+
+    def box():
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        m = tf.cast(CROP_MARGIN * tf.cast(tf.maximum(y1 - y0, x1 - x0), tf.float32), tf.int32) + 2
+        return tf.maximum(y0 - m, 0), tf.minimum(y1 + m, h), tf.maximum(x0 - m, 0), tf.minimum(x1 + m, w)
+
+    return tf.cond(tf.size(rows) > 0, box, lambda: (0, h, 0, w))
+
+
+def fit_square(image, size: int, content_crop: bool = True):
+    """uint8 HxWx3 tensor -> uint8 size x size x 3: optional content crop (see CROP), then aspect-preserving
+    resize, centred, border-median padding."""
     import tensorflow as tf
 
     img = tf.cast(image, tf.float32)
     ring = tf.concat([img[0], img[-1], img[:, 0], img[:, -1]], axis=0)
     colour = tf.sort(ring, axis=0)[tf.shape(ring)[0] // 2]
+    if content_crop:
+        y0, y1, x0, x1 = content_box(img, colour)
+        img = img[y0:y1, x0:x1]
     resized = tf.image.resize(img, [size, size], preserve_aspect_ratio=True, antialias=True)
     h, w = tf.shape(resized)[0], tf.shape(resized)[1]
     padded = tf.image.pad_to_bounding_box(resized - colour, (size - h) // 2, (size - w) // 2, size, size) + colour
     return tf.cast(tf.clip_by_value(tf.round(padded), 0.0, 255.0), tf.uint8)
 
 
-def decode(data, size: int):
+def decode(data, size: int, content_crop: bool = True):
     """Encoded bytes (PNG/JPEG/GIF first frame/BMP/WebP) -> square uint8 RGB image.
 
     Grey images become RGB; a transparent background (PNG symbols exported from drawing tools)
@@ -230,10 +264,10 @@ def decode(data, size: int):
         ],
     )
     x.set_shape([None, None, 3])
-    return fit_square(tf.cast(tf.round(x), tf.uint8), size)
+    return fit_square(tf.cast(tf.round(x), tf.uint8), size, content_crop)
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
+def load_image(path: str | Path, size: int, content_crop: bool = True) -> np.ndarray:
     """One file -> square uint8 array, eagerly; unreadable or not an image -> UserError naming the file."""
     import tensorflow as tf
 
@@ -241,7 +275,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        return decode(tf.io.read_file(str(path)), size).numpy()
+        return decode(tf.io.read_file(str(path)), size, content_crop).numpy()
     except (tf.errors.OpError, ValueError) as e:
         reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", getattr(e, "message", str(e))).strip().splitlines()[0][:120]
         raise UserError(f"{path}: not a readable image ({reason})") from None
@@ -300,6 +334,7 @@ def make_dataset(
     cache: bool | str = True,
     with_labels: bool = True,
     one_hot: int = 0,
+    content_crop: bool = True,
 ):
     """tf.data: parallel decode -> cache (uint8) -> shuffle (seeded) -> batch -> augment -> prefetch.
 
@@ -318,7 +353,7 @@ def make_dataset(
             parts.append(tf.constant(weights, tf.float32))
     ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
     ds = ds.map(
-        lambda p, *rest: (decode(tf.io.read_file(p), size), *rest),
+        lambda p, *rest: (decode(tf.io.read_file(p), size, content_crop), *rest),
         num_parallel_calls=auto,
         deterministic=True,
     )

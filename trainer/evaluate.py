@@ -78,11 +78,11 @@ class DomainResult:
         return self.probs.argmax(axis=1) if len(self.probs) else np.zeros(0, np.int64)
 
 
-def predict_split(model, split: D.Split, size: int, batch_size: int = 64) -> np.ndarray:
+def predict_split(model, split: D.Split, size: int, batch_size: int = 64, content_crop: bool = True) -> np.ndarray:
     """Class probabilities for every image of a split, decoded by the same pipeline as training."""
     if not len(split):
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    ds = D.make_dataset(split, size, batch_size, cache=False, with_labels=False)
+    ds = D.make_dataset(split, size, batch_size, cache=False, with_labels=False, content_crop=content_crop)
     batches = D.collect(ds, split.paths, size)
     return np.concatenate([np.asarray(model.predict_on_batch(b)) for b in batches]).astype(np.float32)
 
@@ -126,7 +126,7 @@ def evaluate_run(
     for res in results:
         if console:
             console.print(f"evaluating {res.name}: {len(res.split)} images")
-        res.probs = predict_split(run.model, res.split, size, batch_size)
+        res.probs = predict_split(run.model, res.split, size, batch_size, run.preprocess.content_crop)
     metrics = summarise(run.classes, results)
     metrics["run"] = run.dir.name
     metrics["data"] = str(data)

@@ -43,7 +43,7 @@ HISTORY = "history.csv"
 BEST = "best.weights.h5"
 BACKUP = "backup"
 FEATURES = "features"
-FEATURE_LAYOUT = 2  # bump when the cached training features are laid out differently (2: passes per origin)
+FEATURE_LAYOUT = 3  # bump when the cached training features are laid out differently (2: passes per origin, 3: content crop)
 # Settings that may change when resuming an interrupted run (they do not change what was learnt).
 RESUMABLE = ("epochs", "patience", "runs_dir", "name")
 

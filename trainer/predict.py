@@ -86,7 +86,7 @@ def predict_files(run: Run, paths: Sequence[str | Path], k: int = 3) -> list[dic
     images, where = [], []
     for p in paths:
         try:
-            images.append(D.load_image(p, run.preprocess.size))
+            images.append(D.load_image(p, run.preprocess.size, run.preprocess.content_crop))
             where.append(len(results))
             results.append({"file": str(p)})
         except UserError as e:
