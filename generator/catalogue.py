@@ -47,6 +47,22 @@ class CurvedCapacitor(Element2Term):
             self.segments.append(Segment([(-0.175, 0.225), (-0.175, 0.375)]))
 
 
+class Cell(Element2Term):
+    """Single battery cell as textbooks draw it: a long plate (+) and a short one (−), the short plate
+    often thick, sometimes with the polarity written beside it. The thick short plate and the signs are
+    what tell a cell from a capacitor's two equal plates."""
+
+    def __init__(self, *, ratio: float = 0.5, thick: bool = True, signs: bool = False, gap: float = 0.18, **kwargs):
+        super().__init__(**kwargs)
+        h, s = 0.4, 0.4 * ratio
+        self.segments.append(Segment([(0, 0), GAP, (0, h), (0, -h), GAP, (gap, 0)]))
+        self.segments.append(Segment([(gap, s), (gap, -s)], lw=4 if thick else 2))
+        if signs:  # + beside the long plate, − beside the short one, drawn upright like text
+            self.segments.append(Segment([(-0.22, h + 0.1), (-0.08, h + 0.1)]))
+            self.segments.append(Segment([(-0.15, h + 0.03), (-0.15, h + 0.17)]))
+            self.segments.append(Segment([(gap + 0.08, h + 0.1), (gap + 0.22, h + 0.1)]))
+
+
 class CircleSource(Element2Term):
     """Independent source as a plain circle, optionally marked +/-, ~, an arrow, or DC bars."""
 
@@ -243,7 +259,7 @@ class SimpleBjt(Element):
 # --- the catalogue ------------------------------------------------------------------------------
 CUSTOM: dict[str, type[Element]] = {
     cls.__name__: cls
-    for cls in (ZigZagResistor, CurvedCapacitor, CircleSource, CoreInductor, TwoCoilTransformer, BoxIC, FilledDiode,
+    for cls in (ZigZagResistor, CurvedCapacitor, Cell, CircleSource, CoreInductor, TwoCoilTransformer, BoxIC, FilledDiode,
                 LabelledOpamp, Trapezoid, SimpleMosfet, SimpleBjt)
 }
 
@@ -307,7 +323,8 @@ CATALOGUE: dict[str, list[Recipe]] = {
         R("source_arrow", "CircleSource", {"mark": "arrow"}, weight=0.5),
         R("source_square", "SourceSquare", weight=0.3),
         R("battery", "Battery", weight=1.5),
-        R("battery_cell", "BatteryCell", weight=1.5),
+        R("battery_cell", "BatteryCell", weight=0.7),
+        R("cell", "Cell", {"ratio": (0.35, 0.5, 0.6), "thick": (True, True, False), "signs": (False, True)}, weight=1.2),
         R("battery_double", "BatteryDouble", weight=0.5),
     ],
     "diode": [
