@@ -48,7 +48,7 @@ from generator.errors import UserError
 from generator.manifest import CARD, MANIFEST, atomic_write_bytes
 
 VERSION = 1
-FEATURE_VERSION = 1  # bump when the way features are computed changes (invalidates the caches)
+FEATURE_VERSION = 2  # bump when the way features are computed changes (invalidates the caches; 2: content crop)
 REAL_SETS = ("handdrawn", "cad")
 TEST_SET = "schematic_test"
 MISSING = "n/a (folder missing)"
