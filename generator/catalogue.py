@@ -232,8 +232,8 @@ class SimpleBjt(Element):
 
     def __init__(self, *, pnp: bool = False, legs: bool = False, meet: bool = False, head: str = "filled", **kwargs):
         super().__init__(**kwargs)
-        bar, y0, reach = (0.5, 0.0, (0.4, 0.5)) if meet else (0.4, 0.15, (0.45, 0.55))
-        self.segments.append(Segment([(-0.6 if not meet else -0.45, 0), (0, 0)]))
+        base, bar, y0, reach = (-0.45, 0.5, 0.0, (0.4, 0.5)) if meet else (-0.6, 0.4, 0.15, (0.45, 0.55))
+        self.segments.append(Segment([(base, 0), (0, 0)]))
         self.segments.append(Segment([(0, -bar), (0, bar)]))
         c, e = np.array(reach), np.array([reach[0], -reach[1]])
         self.segments.append(Segment([(0, y0), tuple(c)] + ([(c[0], 0.85)] if legs else [])))
@@ -251,7 +251,7 @@ class SimpleBjt(Element):
                 self.segments.append(Segment([tuple(tip), (0, -y0)]))
         if legs:
             self.segments.append(Segment([tuple(e), (e[0], -0.85)]))
-        self.anchors["base"] = (-0.6 if not meet else -0.45, 0)
+        self.anchors["base"] = (base, 0)
         self.anchors["collector"] = (c[0], 0.85 if legs else c[1])
         self.anchors["emitter"] = (e[0], -0.85 if legs else e[1])
 

@@ -50,8 +50,11 @@ class Preprocess:
     channels: int = 3
     input_range: tuple = (0, 255)
     normalisation: str = "inside the model"
-    content_crop: bool = True
-    crop: str = CROP
+    crop: str = CROP  # "none": fed uncropped (runs saved before the crop existed)
+
+    @property
+    def content_crop(self) -> bool:
+        return self.crop != "none"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -60,7 +63,7 @@ class Preprocess:
     def from_json(cls, d: dict) -> "Preprocess":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["input_range"] = tuple(known.get("input_range", (0, 255)))
-        known.setdefault("content_crop", False)  # runs saved before the crop existed were trained without it
+        known.setdefault("crop", "none")  # runs saved before the crop existed were trained without it
         return cls(**known)
 
 
