@@ -10,6 +10,8 @@ DATA   ?= datasets/default
 PER_CLASS ?= 3000
 SIZE   ?= 160
 RUN    ?= default
+# Extra `image2circuit train` options, e.g. make train RUN=no-tta TRAIN_ARGS="--tta 1"
+TRAIN_ARGS ?=
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -37,12 +39,12 @@ dataset: $(VENV)/.installed
 	fi
 
 train: $(DATA)/manifest.csv
-	$(PY) -m trainer.cli train --data $(DATA) --name $(RUN) --overwrite $(foreach d,$(EVAL),--eval $(d))
+	$(PY) -m trainer.cli train --data $(DATA) --name $(RUN) --overwrite $(foreach d,$(EVAL),--eval $(d)) $(TRAIN_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m trainer.cli bench
 
-# What each realism feature of the generator buys on real drawings (about 15 min on 2 cores).
+# What each realism feature of the generator buys on real drawings (8-15 min on 2 cores).
 bench-realism: $(VENV)/.installed
 	$(PY) -m trainer.cli bench-realism
 

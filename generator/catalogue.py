@@ -201,27 +201,34 @@ class Trapezoid(Element):
 
 
 class SimpleMosfet(Element):
-    """Textbook/blackboard MOSFET: gate plate, channel, drain and source legs; bubble and arrow optional."""
+    """Textbook/blackboard MOSFET: gate plate, channel, drain and source legs; bubble and arrow optional.
 
-    def __init__(self, *, bubble: bool = False, arrow: bool = False, split: bool = False, legs: float = 0.45, **kwargs):
+    gap: gate plate to channel (hand drawings leave a wide one, which looks like a capacitor's
+    plates unless the legs are read); overhang: channel beyond the legs (0: the legs leave its ends);
+    lead: gate lead length."""
+
+    def __init__(self, *, bubble: bool = False, arrow: bool = False, split: bool = False, legs: float = 0.45,
+                 gap: float = 0.15, overhang: float = 0.1, lead: float = 0.6, **kwargs):
         super().__init__(**kwargs)
         g = -0.12 if bubble else 0.0
-        self.segments.append(Segment([(-0.6, 0), (g, 0)]))
+        self.segments.append(Segment([(-lead, 0), (g, 0)]))
         if bubble:
             self.segments.append(SegmentCircle((-0.06, 0), 0.06))
         self.segments.append(Segment([(0, -0.35), (0, 0.35)]))
+        top = 0.35 + overhang
         if split:
-            for y0, y1 in ((0.25, 0.45), (-0.1, 0.1), (-0.45, -0.25)):
-                self.segments.append(Segment([(0.15, y0), (0.15, y1)]))
+            for y0, y1 in ((0.25, top), (-0.1, 0.1), (-top, -0.25)):
+                self.segments.append(Segment([(gap, y0), (gap, y1)]))
         else:
-            self.segments.append(Segment([(0.15, -0.45), (0.15, 0.45)]))
-        self.segments.append(Segment([(0.15, 0.35), (0.5, 0.35), (0.5, 0.35 + legs)]))
-        self.segments.append(Segment([(0.15, -0.35), (0.5, -0.35), (0.5, -0.35 - legs)]))
+            self.segments.append(Segment([(gap, -top), (gap, top)]))
+        x = gap + 0.35
+        self.segments.append(Segment([(gap, 0.35), (x, 0.35), (x, 0.35 + legs)]))
+        self.segments.append(Segment([(gap, -0.35), (x, -0.35), (x, -0.35 - legs)]))
         if arrow:
-            self.segments.append(Segment([(0.45, 0), (0.15, 0)], arrow="->", arrowwidth=0.15, arrowlength=0.15))
-        self.anchors["gate"] = (-0.6, 0)
-        self.anchors["drain"] = (0.5, 0.35 + legs)
-        self.anchors["source"] = (0.5, -0.35 - legs)
+            self.segments.append(Segment([(x - 0.05, 0), (gap, 0)], arrow="->", arrowwidth=0.15, arrowlength=0.15))
+        self.anchors["gate"] = (-lead, 0)
+        self.anchors["drain"] = (x, 0.35 + legs)
+        self.anchors["source"] = (x, -0.35 - legs)
 
 
 class SimpleBjt(Element):
@@ -350,7 +357,8 @@ CATALOGUE: dict[str, list[Recipe]] = {
         R("jfet_n", "JFetN", {"circle": (True, False)}, weight=0.5),
         R("jfet_p", "JFetP", {"circle": (True, False)}, weight=0.5),
         R("mosfet_simple", "SimpleMosfet", {"bubble": (False, False, True), "arrow": (False, True), "split": (False, True),
-                                            "legs": (0.2, 0.45, 0.7)}, weight=2),
+                                            "legs": (0.2, 0.45, 0.7), "gap": (0.15, 0.25, 0.35),
+                                            "overhang": (0.1, 0.0), "lead": (0.6, 0.3)}, weight=2),
         R("bjt_simple", "SimpleBjt", {"pnp": (False, True), "legs": (False, False, True), "meet": (False, True),
                                         "head": ("filled", "open")}, weight=3),
     ],

@@ -27,7 +27,7 @@ from .errors import UserError
 from .manifest import CARD, atomic_write_bytes, merge_domain, split_for, write_card
 from .render import StyleMix, render
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: simple MOSFETs with a wide gate gap, legs at the channel ends, short gate leads
 DOMAIN = "schematic"
 JOURNAL = ".schematic-journal.jsonl"
 

@@ -51,6 +51,19 @@ def test_every_hand_drawn_bjt_variant_renders_in_frame(monkeypatch, pnp, meet, h
     assert r.params["args"] == {"pnp": pnp, "meet": meet, "head": head}
 
 
+@pytest.mark.parametrize("gap", [0.15, 0.35])
+@pytest.mark.parametrize("overhang", [0.0, 0.1])
+@pytest.mark.parametrize("split,bubble,arrow", [(False, False, False), (True, True, True)])
+def test_every_simple_mosfet_variant_renders_in_frame(monkeypatch, gap, overhang, split, bubble, arrow):
+    """The blackboard MOSFET's knobs (wide gate gap, legs at the channel ends) each draw a whole symbol."""
+    args = {"gap": gap, "overhang": overhang, "split": split, "bubble": bubble, "arrow": arrow, "lead": 0.3, "legs": 0.2}
+    monkeypatch.setitem(CATALOGUE, "transistor", [Recipe("mos", "SimpleMosfet", args)])
+    r = render("transistor", np.random.default_rng(0), 64, StyleMix(hand=0.0, wires=0, labels=0, neighbour=0, lowres=0))
+    ink = r.mask > 0.3
+    assert ink.sum() > 30 and not any([ink[0].any(), ink[-1].any(), ink[:, 0].any(), ink[:, -1].any()])
+    assert r.params["args"] == args
+
+
 def test_catalogue_entry_naming_a_missing_element_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(CATALOGUE, "resistor", CATALOGUE["resistor"] + [Recipe("typo", "ResistorIEEEE")])
     with pytest.raises(UserError, match="ResistorIEEEE.*does not exist"):

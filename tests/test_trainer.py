@@ -207,7 +207,9 @@ def test_training_writes_a_complete_run_folder(scratch_run, dataset):
     for png in run_dir.glob("*.png"):
         with Image.open(png) as im:
             assert im.size[0] > 50
-    assert (run_dir / "report.md").read_text().splitlines()[2] == "| domain | n | accuracy | balanced accuracy |"
+    report = (run_dir / "report.md").read_text()
+    assert report.splitlines()[2] == "| domain | n | accuracy | balanced accuracy |"
+    assert f"Model: scratch, {SIZE} px, 4 mirror views averaged." in report  # what made the figures
 
 
 def test_evaluate_scores_an_extra_folder_as_its_own_domain(scratch_run, dataset, tmp_path, monkeypatch, capsys):
@@ -245,6 +247,9 @@ def test_predict_and_tflite_export_agree_with_keras(scratch_run, dataset, monkey
     run = load_run(run_dir)
     x = np.stack([D.load_image(p, SIZE) for p in images]).astype(np.float32)
     keras_probs = run.model.predict(x, verbose=0)
+    # the saved model averages the four mirror images (--tta 4): a mirrored drawing gets the same answer
+    mirrored = np.ascontiguousarray(x[:, ::-1, ::-1])
+    np.testing.assert_allclose(run.model.predict(mirrored, verbose=0), keras_probs, atol=1e-5)
     lite_probs = tflite_predict(run_dir / "model.tflite", x)
     np.testing.assert_allclose(lite_probs, keras_probs, atol=1e-4)
     assert [run.classes[i] for i in lite_probs.argmax(1)] == [r["top"][0]["class"] for r in results]
@@ -339,6 +344,7 @@ def test_bad_inputs_exit_2_with_one_line(dataset, runs, scratch_run, tmp_path, m
         (["export", run_dir, "--format", "onnx2"], "unknown export format"),
         (["train", "--data", dataset, "--name", "x", "--runs-dir", runs, "--label-smoothing", "1.5"], "--label-smoothing 1.5 must be in [0, 1)"),
         (["train", "--data", dataset, "--name", "x", "--runs-dir", runs, "--ema", "1"], "--ema 1.0 must be in [0, 1)"),
+        (["train", "--data", dataset, "--name", "x", "--runs-dir", runs, "--tta", "3"], "--tta 3 must be one of 1, 2, 4"),
     ]
     for args, expected in cases:
         code, out, err = cli_main(monkeypatch, capsys, *args)

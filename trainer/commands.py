@@ -57,6 +57,7 @@ def train(
     augment: Annotated[float, typer.Option(help="Augmentation strength (0 = off, 1 = default ranges).")] = 1.0,
     balance: Annotated[str, typer.Option(help="Loss weighting: class, class+domain or none.")] = "class",
     feature_passes: Annotated[int, typer.Option("--feature-passes", help="Pretrained: passes over the real (not generated) training images whose backbone outputs are cached: 1 clean + augmented ones. Generated symbols get one pass.")] = 3,
+    tta: Annotated[int, typer.Option("--tta", help="Test-time mirror images the saved model averages: 1 (off), 2 (left-right) or 4 (all flips; inference costs 4x).")] = 4,
     runs_dir: RunsDir = Path("runs"),
     overwrite: Annotated[bool, typer.Option(help="Retrain a finished run from scratch.")] = False,
     eval_folder: Annotated[Optional[List[Path]], typer.Option("--eval", help="Evaluation-only folder of <class>/<image> (never trained on), reported as a domain named after the folder; repeatable.")] = None,
@@ -72,6 +73,7 @@ def train(
         weights="imagenet" if pretrained_weights else None,
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
         learning_rate=learning_rate, patience=patience, augment=augment, balance=balance, feature_passes=feature_passes,
+        tta=tta,
     )
     folders = [(Path(f), Path(f).resolve().name) for f in eval_folder or []]
     for f, _ in folders:

@@ -129,6 +129,7 @@ def evaluate_run(
         res.probs = predict_split(run.model, res.split, size, batch_size, run.preprocess.content_crop)
     metrics = summarise(run.classes, results)
     metrics["run"] = run.dir.name
+    metrics["model"] = run.description
     metrics["data"] = str(data)
     report.write_report(run.dir, metrics, results, run.classes)
     return metrics

@@ -45,7 +45,7 @@ BACKUP = "backup"
 FEATURES = "features"
 FEATURE_LAYOUT = 3  # bump when the cached training features are laid out differently (2: passes per origin, 3: content crop)
 # Settings that may change when resuming an interrupted run (they do not change what was learnt).
-RESUMABLE = ("epochs", "patience", "runs_dir", "name")
+RESUMABLE = ("epochs", "patience", "runs_dir", "name", "tta")
 
 
 @dataclass
@@ -73,6 +73,7 @@ class TrainConfig:
     augment: float = 1.0
     balance: str = "class"
     feature_passes: int = 3
+    tta: int = 4  # mirror images averaged by the saved model (1 = off); see model.TTA_VIEWS
     extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -97,6 +98,8 @@ def _check(cfg: TrainConfig) -> None:
     for what, v in (("--label-smoothing", cfg.label_smoothing), ("--ema", cfg.ema)):
         if not 0 <= v < 1:
             raise UserError(f"{what} {v} must be in [0, 1) (0 turns it off)")
+    if cfg.tta not in M.TTA_VIEWS:
+        raise UserError(f"--tta {cfg.tta} must be one of {', '.join(map(str, M.TTA_VIEWS))} (1 = off)")
     if cfg.augment < 0:
         raise UserError(f"--augment {cfg.augment} must be >= 0 (0 turns augmentation off)")
 
@@ -444,7 +447,7 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
     if (run_dir / BEST).is_file():
         trainee.load_weights(run_dir / BEST)  # the best validation epoch, not the last one
     tmp = run_dir / f".model.{os.getpid()}.tmp.keras"
-    final.save(tmp)
+    M.with_flip_views(final, cfg.tta).save(tmp)
     os.replace(tmp, run_dir / MODEL)
     (run_dir / BEST).unlink(missing_ok=True)
     shutil.rmtree(run_dir / FEATURES, ignore_errors=True)

@@ -41,6 +41,21 @@ class Run:
     preprocess: D.Preprocess
     config: dict
 
+    @property
+    def description(self) -> str:
+        """What makes the predictions, in one line for reports: backbone, input size, mirror views."""
+        from .model import Flip
+
+        c = self.config
+        backbone = c.get("backbone", "unknown model")
+        parts = [backbone + (" (ImageNet weights)" if backbone != "scratch" and c.get("weights") == "imagenet" else "")]
+        parts.append(f"{self.preprocess.size} px")
+        if backbone != "scratch" and "trainable_blocks" in c:
+            parts.append(f"top {c['trainable_blocks']} blocks trained")
+        views = 1 + sum(isinstance(layer, Flip) for layer in self.model.layers)
+        parts.append(f"{views} mirror views averaged" if views > 1 else "one view")
+        return ", ".join(parts)
+
 
 def _read_json(path: Path, what: str) -> object:
     try:
@@ -63,6 +78,8 @@ def load_run(run_dir: Path) -> Run:
     pre = D.Preprocess.from_json(_read_json(run_dir / PREPROCESS, "preprocessing"))
     config = _read_json(run_dir / CONFIG, "config") if (run_dir / CONFIG).is_file() else {}
     import keras
+
+    from . import model as _layers  # noqa: F401 - registers the custom layers (Flip) that saved models use
 
     try:
         model = keras.saving.load_model(run_dir / MODEL)

@@ -41,7 +41,7 @@ def summary_table(metrics: dict, title: str | None = None):
     """The report's first table as a rich Table, printed at the end of training and evaluation."""
     from rich.table import Table
 
-    t = Table(title=title or f"run {metrics.get('run', '')}")
+    t = Table(title=title or f"run {metrics.get('run', '')}", caption=metrics.get("model"))
     t.add_column("domain")
     t.add_column("n", justify="right")
     t.add_column("accuracy", justify="right")
@@ -61,6 +61,7 @@ def markdown(metrics: dict) -> str:
         "",
         "Balanced accuracy is the mean recall over the classes that have images in that domain.",
         "",
+        *([f"Model: {metrics['model']}.", ""] if metrics.get("model") else []),
         "![training curves](curves.png)",
         "",
     ]
