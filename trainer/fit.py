@@ -98,8 +98,7 @@ def _check(cfg: TrainConfig) -> None:
     for what, v in (("--label-smoothing", cfg.label_smoothing), ("--ema", cfg.ema)):
         if not 0 <= v < 1:
             raise UserError(f"{what} {v} must be in [0, 1) (0 turns it off)")
-    if cfg.tta not in M.TTA_VIEWS:
-        raise UserError(f"--tta {cfg.tta} must be one of {', '.join(map(str, M.TTA_VIEWS))} (1 = off)")
+    M.check_views(cfg.tta)
     if cfg.augment < 0:
         raise UserError(f"--augment {cfg.augment} must be >= 0 (0 turns augmentation off)")
 

@@ -133,6 +133,11 @@ same component; averaging four looks raised every domain by 0.1-1.5 points and h
 by 10 (README, "Results")."""
 
 
+def check_views(views: int) -> None:
+    if views not in TTA_VIEWS:
+        raise UserError(f"--tta {views} must be one of {', '.join(map(str, TTA_VIEWS))} (1 = off)")
+
+
 @keras.saving.register_keras_serializable(package="image2circuit")
 class Flip(layers.Layer):
     """Mirror a batch of images along spatial axes (1 = top-bottom, 2 = left-right); no weights."""
@@ -154,8 +159,7 @@ class Flip(layers.Layer):
 def with_flip_views(model: keras.Model, views: int = 4) -> keras.Model:
     """`model` averaged over `views` mirror images of its input (test-time augmentation inside the
     model, so model.keras, predict and the TFLite export all give the figures the report shows)."""
-    if views not in TTA_VIEWS:
-        raise UserError(f"--tta {views} must be one of {', '.join(map(str, TTA_VIEWS))} (1 = off)")
+    check_views(views)
     if views == 1:
         return model
     image = keras.Input(tuple(model.input_shape[1:]), name="image")

@@ -51,7 +51,8 @@ class Run:
         parts = [backbone + (" (ImageNet weights)" if backbone != "scratch" and c.get("weights") == "imagenet" else "")]
         parts.append(f"{self.preprocess.size} px")
         if backbone != "scratch" and "trainable_blocks" in c:
-            parts.append(f"top {c['trainable_blocks']} blocks trained")
+            k = c["trainable_blocks"]
+            parts.append(f"top {k} block{'s' if k > 1 else ''} trained" if k else "classifier only trained")
         views = 1 + sum(isinstance(layer, Flip) for layer in self.model.layers)
         parts.append(f"{views} mirror views averaged" if views > 1 else "one view")
         return ", ".join(parts)
