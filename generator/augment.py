@@ -374,7 +374,8 @@ def _list_images(folder: Path) -> list[tuple[Path, str]]:
     return [(p, p.parent.name if p.parent != folder else "") for p in files]
 
 
-def _load_rgb(path: Path) -> np.ndarray:
+def load_rgb(path: Path) -> np.ndarray:
+    """An image file as an RGB array, or a one-line error naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -415,7 +416,7 @@ def preview_mix(domain: str = "schematic", images: Path | None = None, n: int = 
         found = _list_images(Path(images))
         picks = rng.choice(len(found), size=min(n, len(found)), replace=False)
         for i in sorted(picks):
-            befores.append(_load_rgb(found[i][0]))
+            befores.append(load_rgb(found[i][0]))
             labels.append(found[i][1])
     else:
         make, _ = _schematic_source()

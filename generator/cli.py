@@ -42,8 +42,19 @@ def preview(
     clean: bool = typer.Option(False, help="skip the realism mix (paper, scan, photo effects)"),
     recipe: Optional[str] = typer.Option(None, help="only this recipe of the class (see `symbols`)"),
     out: Optional[Path] = typer.Option(None, help="PNG to write [default: runs/preview_CLASS.png]"),
+    beside: Optional[Path] = typer.Option(
+        None, help="folder of real images in <class>/ sub-folders (your scans or screenshots, or "
+        "../shared/data/handdrawn): each class's generated rows are followed by up to --n real ones, "
+        "picked with --seed, to compare by eye"),
 ) -> None:
-    """Write a contact sheet PNG of random variants of a class, to look at before generating."""
+    """Write a contact sheet PNG of random variants of a class, to look at before generating.
+
+    With --beside DIR the sheet puts real images of the same class under the generated ones: the quickest
+    way to see whether the generator covers the drawings or screenshots you want recognised.
+    """
+    from PIL import Image, ImageOps
+
+    from .augment import load_rgb
     from .catalogue import recipes
     from .errors import UserError
     from .generate import make_image
@@ -62,15 +73,32 @@ def preview(
         mix.hand = 0.0
     elif style != "mixed":
         raise UserError(f"--style must be mixed, hand or cad, got {style!r}")
+    real = {}
+    if beside is not None:
+        from .photos import sample_real
+
+        real = sample_real(beside, classes, n, seed)
+    cols, cell = min(8, n), max(size, 96)
     images, captions = [], []
+
+    def add_row_group(tiles, caps):  # pad to whole rows so each group starts on its own row
+        blank = -len(tiles) % cols
+        images.extend(list(tiles) + [None] * blank)
+        captions.extend(list(caps) + [""] * blank)
+
     for c in classes:
-        for i in range(n):
-            image, params = make_image(c, seed, i, size, mix, realism=not clean, recipe=recipe)
-            images.append(image)
-            captions.append(params["recipe"])
+        rendered = [make_image(c, seed, i, size, mix, realism=not clean, recipe=recipe) for i in range(n)]
+        add_row_group([im for im, _ in rendered], [p["recipe"] for _, p in rendered])
+        if c in real:  # scaled to the cell as the model scales them; the caption keeps the true size
+            shown = [Image.fromarray(load_rgb(p)) for p in real[c]]
+            add_row_group([ImageOps.contain(im, (cell, cell)) for im in shown],
+                          [f"real {im.width}x{im.height} {p.stem}" for im, p in zip(shown, real[c])])
     out = out or Path("runs") / f"preview_{cls}.png"
-    save_png(contact_sheet(images, captions, cols=min(8, n), cell=max(size, 96)), out)
-    typer.echo(f"wrote {out} ({len(images)} variants)")
+    save_png(contact_sheet(images, captions, cols=cols, cell=cell), out)
+    n_real = sum(len(v) for v in real.values())
+    missing = [c for c in classes if beside is not None and c not in real]
+    typer.echo(f"wrote {out} ({len(classes) * n} variants" + (f", {n_real} real images from {beside}" if real else "")
+               + ")" + (f"; no real images of {', '.join(missing)}" if missing else ""))
 
 
 def generate_cmd(

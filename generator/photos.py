@@ -222,6 +222,29 @@ def scan_tree(root: Path, class_map: dict[str, str] | None = None, prefix: str =
     return scan
 
 
+def sample_real(folder: Path, classes: Sequence[str], n: int, seed: int) -> dict[str, list[Path]]:
+    """Up to n real images per class from folder/<class>/ (any alias of the class name), chosen by seed.
+
+    For looking at generated symbols next to real ones; classes the folder lacks are left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"real-image folder {folder} does not exist; pass a folder of <class>/<image> sub-folders")
+    by_class: dict[str, list[Path]] = defaultdict(list)
+    for cand in scan_tree(folder).candidates:
+        by_class[cand.label].append(cand.path)
+    rng = np.random.default_rng(seed)
+    picked = {}
+    for cls in classes:
+        files = by_class.get(cls, [])
+        if files:
+            picked[cls] = [files[i] for i in sorted(rng.choice(len(files), min(n, len(files)), replace=False))]
+    if not picked:
+        raise UserError(f"{folder} has no images of {', '.join(classes)}; expected {folder}/<class>/<image> "
+                        f"with class folders such as {classes[0]}/")
+    return picked
+
+
 # --- one image -------------------------------------------------------------------------------------
 
 

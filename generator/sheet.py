@@ -10,9 +10,12 @@ from PIL import Image, ImageDraw
 from .manifest import atomic_write_bytes
 
 
-def contact_sheet(images: Sequence[np.ndarray | Image.Image], captions: Sequence[str] | None = None,
+def contact_sheet(images: Sequence[np.ndarray | Image.Image | None], captions: Sequence[str] | None = None,
                   cols: int = 8, cell: int = 128) -> Image.Image:
-    """Tile images (any size, RGB or grey) into a grid of cell x cell thumbnails with captions."""
+    """Tile images (any size, RGB or grey) into a grid of cell x cell thumbnails with captions.
+
+    A None leaves its cell blank, so a caller can start a group on a new row.
+    """
     n = len(images)
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
@@ -20,6 +23,8 @@ def contact_sheet(images: Sequence[np.ndarray | Image.Image], captions: Sequence
     sheet = Image.new("RGB", (cols * cell, rows * (cell + cap_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, im in enumerate(images):
+        if im is None:
+            continue
         if isinstance(im, np.ndarray):
             im = Image.fromarray(im)
         im = im.convert("RGB")

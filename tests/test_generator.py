@@ -168,3 +168,34 @@ def test_symbols_lists_every_recipe_and_preview_writes_a_sheet(cli, tmp_path):
     from PIL import Image
 
     assert Image.open(out).size[0] >= 4 * 48
+
+
+def test_preview_beside_puts_real_images_under_the_generated_ones(cli, tmp_path):
+    from PIL import Image
+
+    real = tmp_path / "real"
+    (real / "Diodes").mkdir(parents=True)  # any alias of a class name
+    for i in range(3):
+        Image.new("RGB", (40, 30), (255, 0, 0)).save(real / "Diodes" / f"d{i}.png")
+    (real / "notes.txt").write_text("not an image")
+    plain, beside = tmp_path / "plain.png", tmp_path / "beside.png"
+    assert cli("preview", "diode", "--n", "4", "--size", "48", "--out", plain).returncode == 0
+    r = cli("preview", "diode", "--n", "4", "--size", "48", "--out", beside, "--beside", real)
+    assert r.returncode == 0, r.stderr
+    assert "3 real images" in r.stdout
+    rows_plain, rows_beside = Image.open(plain).size[1], Image.open(beside).size[1]
+    assert rows_beside == 2 * rows_plain  # the generated row, then a row of real ones
+    sheet = np.asarray(Image.open(beside).convert("RGB"))
+    lower = sheet[rows_plain:]
+    assert ((lower[..., 0] > 200) & (lower[..., 1] < 50)).any()  # the red real images are in the lower row
+
+
+def test_preview_beside_refuses_a_folder_without_that_class(cli, tmp_path):
+    (tmp_path / "resistor").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "resistor" / "r.png")
+    r = cli("preview", "diode", "--n", "2", "--size", "48", "--out", tmp_path / "s.png", "--beside", tmp_path)
+    assert r.returncode == 2 and "no images of diode" in r.stderr and "Traceback" not in r.stderr
+    r = cli("preview", "diode", "--n", "2", "--size", "48", "--out", tmp_path / "s.png", "--beside", tmp_path / "nope")
+    assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "s.png").exists()
