@@ -162,6 +162,8 @@ def test_symbols_lists_every_recipe_and_preview_writes_a_sheet(cli, tmp_path):
     assert r.returncode == 0
     for cls in CLASSES:
         assert cls in r.stdout
+        for recipe in CATALOGUE[cls]:  # a user picks --recipe NAME from this list
+            assert recipe.name in r.stdout, recipe.name
     out = tmp_path / "sheet.png"
     r = cli("preview", "diode", "--n", "4", "--size", "48", "--out", out)
     assert r.returncode == 0, r.stderr
