@@ -44,7 +44,7 @@ train: $(DATA)/manifest.csv
 bench: $(VENV)/.installed
 	$(PY) -m trainer.cli bench
 
-# What each realism feature of the generator buys on real drawings (8-15 min on 2 cores).
+# What each realism feature of the generator buys on real drawings (7-15 min on 2 cores).
 bench-realism: $(VENV)/.installed
 	$(PY) -m trainer.cli bench-realism
 

@@ -153,6 +153,7 @@ INKS = {  # CAD tools and pens: black dominates, then blues, reds, greens, greys
 }
 INK_WEIGHTS = {"black": 8, "ballpoint_blue": 2, "blue": 1.5, "navy": 1, "red": 1, "darkred": 0.7, "green": 0.7,
                "teal": 0.7, "pencil": 2, "grey": 1}
+LOWRES_CANVAS = (24, 64)  # low-resolution renders are drawn on a canvas this many pixels wide, then scaled up
 FILLS = ("#f5e6a0", "#ffd8a8", "#cfe3ff", "#d9f2d0", "#e8e8e8")
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Oblique.ttf")
 
@@ -287,7 +288,7 @@ def render(cls: str, rng: np.random.Generator, size: int = 128, mix: StyleMix | 
     mix = mix or StyleMix()
     hand = bool(rng.random() < mix.hand)
     lowres = bool(rng.random() < mix.lowres)
-    canvas = int(rng.integers(24, 64)) if lowres else size
+    canvas = int(rng.integers(*LOWRES_CANVAS)) if lowres else size
     target = float(rng.uniform(0.45, 1.02))  # up to tight crops whose frame cuts the leads
     strokes, texts, terms, params, scale, centre = _layout(cls, rng, canvas, mix, target, recipe)
 

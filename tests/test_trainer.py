@@ -210,6 +210,9 @@ def test_training_writes_a_complete_run_folder(scratch_run, dataset):
     report = (run_dir / "report.md").read_text()
     assert report.splitlines()[2] == "| domain | n | accuracy | balanced accuracy |"
     assert f"Model: scratch, {SIZE} px, 4 mirror views averaged." in report  # what made the figures
+    recipes = metrics["domains"]["schematic"]["by_generator"]["recipes"]  # which generated variants fail
+    assert sum(r["n"] for r in recipes.values()) == metrics["domains"]["schematic"]["n"]
+    assert "by_generator" not in metrics["domains"]["photo"] and "Generated test by recipe" in report
 
 
 def test_evaluate_scores_an_extra_folder_as_its_own_domain(scratch_run, dataset, tmp_path, monkeypatch, capsys):

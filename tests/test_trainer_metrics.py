@@ -63,6 +63,32 @@ def test_summary_pools_domains_and_report_starts_with_the_domain_table():
     assert table[2:5] == ["| photo | 3 | 66.7% | 66.7% |", "| handdrawn | 2 | 100.0% | 100.0% |", "| overall | 5 | 80.0% | 66.7% |"]
 
 
+def test_generated_test_is_broken_down_by_recipe_and_knob():
+    """A user who adds a variant sees its accuracy and what it is taken for; photos are not counted."""
+    def row(recipe, label, **params):
+        return {"recipe": recipe, "label": label, "params": json.dumps({"recipe": recipe, **params}) if recipe else ""}
+
+    rows = [row("cell", "capacitor", style="hand", canvas=30, mix={"strength": "scan", "paper": "grid"}, labels=["B1"]),
+            row("cell", "capacitor", style="hand", canvas=160, mix={"strength": "clean", "paper": "plain"}),
+            row("cell", "capacitor", style="cad", canvas=160, mix={"strength": "clean", "paper": "plain"}),
+            row("zigzag", "resistor", style="cad", canvas=160, mix={"strength": "clean", "paper": "plain"}, wires=2),
+            row("", "resistor")]  # a photo
+    predicted = np.array([1, 1, 0, 2, 0])  # both hand-drawn cells taken for diodes
+    m = E.summarise(CLASSES3, [E.DomainResult("schematic", "src", D.Split([str(i) for i in range(5)], np.array([0, 0, 0, 2, 2]),
+                                                                       ["schematic"] * 5), np.eye(3)[predicted], rows=rows)])
+    b = m["domains"]["schematic"]["by_generator"]
+    assert list(b["recipes"]) == ["cell", "zigzag"]  # hardest first
+    assert b["recipes"]["cell"] == {"class": "capacitor", "n": 3, "accuracy": pytest.approx(1 / 3), "taken_for": {"diode": 2}}
+    assert b["knobs"]["style"] == {"cad": {"n": 2, "accuracy": 1.0}, "hand": {"n": 2, "accuracy": 0.0}}
+    assert b["knobs"]["resolution"]["low-res (scaled up)"] == {"n": 1, "accuracy": 0.0}
+    assert b["knobs"]["labels"]["yes"]["n"] == 1 and b["knobs"]["wires"]["yes"] == {"n": 1, "accuracy": 1.0}
+    json.dumps(m)
+    md = R.markdown({**m, "run": "r"})
+    assert "| cell | capacitor | 3 | 33.3% | diode 2 |" in md
+    assert "| style | hand | 2 | 0.0% |" in md
+    assert R.hardest_recipes(m) == "schematic: hardest generated recipes cell 33.3%"  # printed after training
+
+
 def test_balanced_weights_equalise_classes_and_domains():
     labels = np.array([0] * 6 + [1] * 2 + [0] * 2 + [1] * 2)
     domains = ["schematic"] * 8 + ["photo"] * 4

@@ -96,7 +96,7 @@ def evaluate(
 
     from .evaluate import evaluate_run
     from .predict import run_path
-    from .report import summary_table
+    from .report import print_summary
 
     images, domain = images or [], domain or []
     if len(images) != len(domain):
@@ -104,8 +104,7 @@ def evaluate(
     console = Console()
     run_dir = run_path(run, runs_dir)
     metrics = evaluate_run(run_dir, data, list(zip(images, domain)), batch_size, console)
-    console.print(summary_table(metrics))
-    console.print(f"report: {run_dir / 'report.md'}")
+    print_summary(console, metrics, run_dir)
 
 
 def predict(

@@ -7,6 +7,7 @@ recall over the classes that have images in that domain) is reported beside accu
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -72,6 +73,7 @@ class DomainResult:
     split: D.Split
     probs: np.ndarray
     left_out: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)  # manifest rows of the split, in order (generated: recipe, params)
 
     @property
     def predicted(self) -> np.ndarray:
@@ -107,13 +109,14 @@ def evaluate_run(
     rows = D.dataset_rows(data)
     results: list[DomainResult] = []
     for domain in sorted({r["domain"] for r in rows}):
-        split = D.split_of(data, [r for r in rows if r["domain"] == domain], "test", run.classes)
+        test_rows = [r for r in rows if r["domain"] == domain and r["split"] == "test" and r["label"] in run.classes]
+        split = D.split_of(data, test_rows, "test", run.classes)
         untrained = {}
         for r in rows:
             if r["domain"] == domain and r["split"] == "test" and r["label"] not in run.classes:
                 untrained[r["label"]] = untrained.get(r["label"], 0) + 1
         if len(split):
-            results.append(DomainResult(domain, f"{data} (test split)", split, None, {"untrained": untrained}))
+            results.append(DomainResult(domain, f"{data} (test split)", split, None, {"untrained": untrained}, test_rows))
     names = {r.name for r in results}
     for folder, domain in folders:
         if domain in names:
@@ -143,11 +146,57 @@ def summarise(classes: Sequence[str], results: Sequence[DomainResult]) -> dict:
     for res in results:
         cm = confusion_matrix(res.split.labels, res.predicted, k)
         out["domains"][res.name] = {**scores(cm, classes), "source": res.source, "left_out": _clean(res.left_out)}
+        if any(r.get("recipe") for r in res.rows):
+            out["domains"][res.name]["by_generator"] = generator_breakdown(res.rows, res.predicted, classes)
         all_true.append(res.split.labels)
         all_pred.append(res.predicted)
     cm = confusion_matrix(np.concatenate(all_true), np.concatenate(all_pred), k)
     out["overall"] = {**scores(cm, classes), "source": "all domains above, pooled"}
     return out
+
+
+def _knobs(params: dict) -> dict[str, str]:
+    """The generator choices a person can act on, read back from a manifest row's params."""
+    from generator.render import LOWRES_CANVAS
+
+    mix = params.get("mix") or {}
+    return {
+        "style": params.get("style", "?"),
+        "resolution": "low-res (scaled up)" if params.get("canvas", 10**6) < LOWRES_CANVAS[1] else "full",
+        "capture": mix.get("strength", "none"),
+        "paper": mix.get("paper", "none"),
+        "labels": "yes" if params.get("labels") else "no",
+        "neighbour fragment": "yes" if params.get("neighbour") else "no",
+        "wires": "yes" if params.get("wires") else "no",
+    }
+
+
+def generator_breakdown(rows: Sequence[dict], predicted: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy of generated test images by recipe and by generator knob, so a user who adds a variant
+    sees how well it is learnt and what it is taken for. Rows without a recipe (photos) are skipped."""
+    by_recipe: dict[str, dict] = {}
+    by_knob: dict[str, dict[str, list[int]]] = {}
+    for row, pred in zip(rows, predicted):
+        if not row.get("recipe"):
+            continue
+        ok = classes[pred] == row["label"]
+        rec = by_recipe.setdefault(row["recipe"], {"class": row["label"], "n": 0, "right": 0, "taken_for": {}})
+        rec["n"] += 1
+        rec["right"] += ok
+        if not ok:
+            rec["taken_for"][classes[pred]] = rec["taken_for"].get(classes[pred], 0) + 1
+        params = json.loads(row["params"]) if isinstance(row.get("params"), str) and row["params"] else {}
+        for knob, value in _knobs(params).items():
+            counts = by_knob.setdefault(knob, {}).setdefault(value, [0, 0])
+            counts[0] += 1
+            counts[1] += ok
+    recipes = {
+        name: {"class": r["class"], "n": r["n"], "accuracy": r["right"] / r["n"],
+               "taken_for": dict(sorted(r["taken_for"].items(), key=lambda kv: -kv[1]))}
+        for name, r in sorted(by_recipe.items(), key=lambda kv: (kv[1]["right"] / kv[1]["n"], kv[0]))
+    }
+    knobs = {k: {v: {"n": n, "accuracy": right / n} for v, (n, right) in sorted(vals.items())} for k, vals in by_knob.items()}
+    return {"recipes": recipes, "knobs": knobs}
 
 
 def _clean(left_out: dict) -> dict:

@@ -456,9 +456,8 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, callbacks: Sequence = ()
     metrics = None
     if evaluate:
         from .evaluate import evaluate_run
-        from .report import summary_table
+        from .report import print_summary
 
         metrics = evaluate_run(run_dir, data, list(eval_folders), console=console)
-        console.print(summary_table(metrics, title=f"run {cfg.name}: test splits and evaluation-only folders"))
-        console.print(f"report: {run_dir / 'report.md'}")
+        print_summary(console, metrics, run_dir, title=f"run {cfg.name}: test splits and evaluation-only folders")
     return {"run_dir": str(run_dir), "epochs_run": history_len, "device": device, "seconds": seconds, "metrics": metrics}

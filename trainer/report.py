@@ -52,6 +52,25 @@ def summary_table(metrics: dict, title: str | None = None):
     return t
 
 
+def hardest_recipes(metrics: dict, n: int = 3) -> str | None:
+    """One line naming the generated recipes the model gets wrong most often, or None when none are wrong."""
+    lines = []
+    for d, m in metrics["domains"].items():
+        worst = [(name, r) for name, r in (m.get("by_generator") or {}).get("recipes", {}).items() if r["accuracy"] < 1][:n]
+        if worst:
+            lines.append(f"{d}: hardest generated recipes " + ", ".join(f"{name} {_pct(r['accuracy'])}" for name, r in worst))
+    return "; ".join(lines) or None
+
+
+def print_summary(console, metrics: dict, run_dir: Path, title: str | None = None) -> None:
+    """What training and evaluation end with: the domain table, the hardest recipes, where the report is."""
+    console.print(summary_table(metrics, title))
+    hardest = hardest_recipes(metrics)
+    if hardest:
+        console.print(hardest, soft_wrap=True)
+    console.print(f"report: {Path(run_dir) / 'report.md'}")
+
+
 def markdown(metrics: dict) -> str:
     """report.md: the summary table first, then per-class tables per domain and the figures."""
     lines = [f"# Evaluation of run `{metrics.get('run', '')}`", ""]
@@ -76,10 +95,28 @@ def markdown(metrics: dict) -> str:
             lines += ["", "Not scored (class not trained): " + ", ".join(f"{c} {n}" for c, n in left["untrained"].items())]
         if left.get("unknown_folders"):
             lines += ["", "Not scored (folder names no class): " + ", ".join(left["unknown_folders"])]
+        if m.get("by_generator"):
+            lines += ["", *generator_tables(m["by_generator"])]
         lines += ["", f"![confusion {d}](confusion_{slug(d)}.png)", ""]
         if m["n"] > round((m["accuracy"] or 0) * m["n"]):
             lines += [f"![worst {d}](worst_{slug(d)}.png)", ""]
     return "\n".join(lines)
+
+
+def generator_tables(breakdown: dict, worst: int = 12) -> list[str]:
+    """Markdown: the generated recipes the model gets wrong most often, and accuracy by generator knob."""
+    recipes = list(breakdown["recipes"].items())
+    lines = [f"Generated test by recipe, {min(worst, len(recipes))} hardest of {len(recipes)} "
+             "(all of them in metrics.json, `by_generator`):", "",
+             "| recipe | class | n | accuracy | most often taken for |", "| --- | --- | ---: | ---: | --- |"]
+    for name, r in recipes[:worst]:
+        taken = ", ".join(f"{c} {n}" for c, n in list(r["taken_for"].items())[:2]) or "-"
+        lines.append(f"| {name} | {r['class']} | {r['n']} | {_pct(r['accuracy'])} | {taken} |")
+    lines += ["", "Generated test by generator knob:", "", "| knob | value | n | accuracy |", "| --- | --- | ---: | ---: |"]
+    for knob, values in breakdown["knobs"].items():
+        for value, v in values.items():
+            lines.append(f"| {knob} | {value} | {v['n']} | {_pct(v['accuracy'])} |")
+    return lines
 
 
 def _save_figure(fig, path: Path) -> None:
