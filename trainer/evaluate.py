@@ -155,14 +155,12 @@ def summarise(classes: Sequence[str], results: Sequence[DomainResult]) -> dict:
     return out
 
 
-def _knobs(params: dict) -> dict[str, str]:
+def _knobs(params: dict, lowres_below: int) -> dict[str, str]:
     """The generator choices a person can act on, read back from a manifest row's params."""
-    from generator.render import LOWRES_CANVAS
-
     mix = params.get("mix") or {}
     return {
         "style": params.get("style", "?"),
-        "resolution": "low-res (scaled up)" if params.get("canvas", 10**6) < LOWRES_CANVAS[1] else "full",
+        "resolution": "low-res (scaled up)" if params.get("canvas", lowres_below) < lowres_below else "full",
         "capture": mix.get("strength", "none"),
         "paper": mix.get("paper", "none"),
         "labels": "yes" if params.get("labels") else "no",
@@ -174,6 +172,8 @@ def _knobs(params: dict) -> dict[str, str]:
 def generator_breakdown(rows: Sequence[dict], predicted: np.ndarray, classes: Sequence[str]) -> dict:
     """Accuracy of generated test images by recipe and by generator knob, so a user who adds a variant
     sees how well it is learnt and what it is taken for. Rows without a recipe (photos) are skipped."""
+    from generator.render import LOWRES_CANVAS
+
     by_recipe: dict[str, dict] = {}
     by_knob: dict[str, dict[str, list[int]]] = {}
     for row, pred in zip(rows, predicted):
@@ -186,7 +186,7 @@ def generator_breakdown(rows: Sequence[dict], predicted: np.ndarray, classes: Se
         if not ok:
             rec["taken_for"][classes[pred]] = rec["taken_for"].get(classes[pred], 0) + 1
         params = json.loads(row["params"]) if isinstance(row.get("params"), str) and row["params"] else {}
-        for knob, value in _knobs(params).items():
+        for knob, value in _knobs(params, LOWRES_CANVAS[1]).items():
             counts = by_knob.setdefault(knob, {}).setdefault(value, [0, 0])
             counts[0] += 1
             counts[1] += ok
