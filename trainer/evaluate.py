@@ -185,7 +185,11 @@ def generator_breakdown(rows: Sequence[dict], predicted: np.ndarray, classes: Se
         rec["right"] += ok
         if not ok:
             rec["taken_for"][classes[pred]] = rec["taken_for"].get(classes[pred], 0) + 1
-        params = json.loads(row["params"]) if isinstance(row.get("params"), str) and row["params"] else {}
+        try:  # a hand-edited manifest may hold anything here; the recipe table still counts the row
+            params = json.loads(row.get("params") or "{}")
+        except (TypeError, ValueError):
+            params = {}
+        params = params if isinstance(params, dict) else {}
         for knob, value in _knobs(params, LOWRES_CANVAS[1]).items():
             counts = by_knob.setdefault(knob, {}).setdefault(value, [0, 0])
             counts[0] += 1
