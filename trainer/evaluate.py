@@ -8,6 +8,7 @@ recall over the classes that have images in that domain) is reported beside accu
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -109,12 +110,10 @@ def evaluate_run(
     rows = D.dataset_rows(data)
     results: list[DomainResult] = []
     for domain in sorted({r["domain"] for r in rows}):
-        test_rows = [r for r in rows if r["domain"] == domain and r["split"] == "test" and r["label"] in run.classes]
+        in_test = [r for r in rows if r["domain"] == domain and r["split"] == "test"]
+        test_rows = [r for r in in_test if r["label"] in run.classes]
         split = D.split_of(data, test_rows, "test", run.classes)
-        untrained = {}
-        for r in rows:
-            if r["domain"] == domain and r["split"] == "test" and r["label"] not in run.classes:
-                untrained[r["label"]] = untrained.get(r["label"], 0) + 1
+        untrained = dict(Counter(r["label"] for r in in_test if r["label"] not in run.classes))
         if len(split):
             results.append(DomainResult(domain, f"{data} (test split)", split, None, {"untrained": untrained}, test_rows))
     names = {r.name for r in results}
